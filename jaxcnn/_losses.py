@@ -1,0 +1,90 @@
+"""Losses on logits (never on probabilities), stable for logits of any size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcnn import _checks
+
+
+def binary_cross_entropy(logits: Any, labels: Any) -> jax.Array:
+    """Mean binary cross-entropy of ``sigmoid(logits)`` against 0/1 labels.
+
+    ``-y log sigmoid(z) - (1 - y) log(1 - sigmoid(z))``, written with
+    ``log_sigmoid`` so that logits of +-1e4 give a finite loss and gradient.
+    Its gradient in ``z`` is ``(sigmoid(z) - y) / N``, the article's
+    "output - label".
+
+    Args:
+      logits: ``[N]`` or ``[N, 1]``.
+      labels: ``[N]`` (or the same shape as ``logits``), values in [0, 1].
+
+    Returns:
+      scalar mean loss.
+    """
+    fn = "binary_cross_entropy"
+    logits = _checks.as_float_array(fn, "logits", logits)
+    labels = _checks.as_array(fn, "labels", labels)
+    logits = _match_label_shape(fn, logits, labels)
+    if jnp.issubdtype(labels.dtype, jnp.complexfloating):
+        raise TypeError(f"{fn}: labels must be real (0/1), got dtype {labels.dtype}")
+    y = labels.astype(logits.dtype)
+    losses = -(y * jax.nn.log_sigmoid(logits) + (1 - y) * jax.nn.log_sigmoid(-logits))
+    return jnp.mean(losses)
+
+
+def softmax_cross_entropy(logits: Any, labels: Any) -> jax.Array:
+    """Mean cross-entropy of ``softmax(logits)`` against integer class labels.
+
+    ``-log softmax(z)[y]`` via ``log_softmax`` (max-shifted, so stable).
+
+    Args:
+      logits: ``[N, K]``.
+      labels: ``[N]`` integers in ``[0, K)``.
+
+    Returns:
+      scalar mean loss.
+    """
+    fn = "softmax_cross_entropy"
+    logits = _checks.as_float_array(fn, "logits", logits)
+    labels = _checks.as_array(fn, "labels", labels)
+    _checks.check_rank(fn, "logits", logits, "N, K")
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise TypeError(f"{fn}: labels must be integer class ids, got {labels.dtype}")
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(
+            f"{fn}: labels must have shape (N,) = ({logits.shape[0]},), got {tuple(labels.shape)}"
+        )
+    _check_label_range(fn, labels, logits.shape[1])
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    picked = jnp.take_along_axis(log_probs, labels[:, None], axis=1, mode="fill")
+    return -jnp.mean(picked)
+
+
+def _match_label_shape(fn: str, logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Squeeze ``[N, 1]`` logits to ``[N]``; refuse any silent broadcasting."""
+    if logits.shape == labels.shape:
+        return logits
+    if logits.shape == (*labels.shape, 1):
+        return logits.reshape(labels.shape)
+    raise ValueError(
+        f"{fn}: labels must have the shape of logits ({tuple(logits.shape)}) or "
+        f"logits must be labels' shape plus a trailing 1, got labels shape "
+        f"{tuple(labels.shape)}"
+    )
+
+
+def _check_label_range(fn: str, labels: jax.Array, classes: int) -> None:
+    """Check concrete labels lie in ``[0, classes)``; traced ones become NaN loss."""
+    if isinstance(labels, jax.core.Tracer):
+        return
+    values = np.asarray(labels)
+    if values.size and (values.min() < 0 or values.max() >= classes):
+        raise ValueError(
+            f"{fn}: labels must lie in [0, {classes}), got values from "
+            f"{values.min()} to {values.max()}"
+        )

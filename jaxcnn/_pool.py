@@ -1,0 +1,119 @@
+"""Max, average and global-average pooling, all through ``lax.reduce_window``.
+
+Pooling has no parameters: it shrinks each channel independently, keeping the
+largest (max) or the mean (avg) value of every ``size`` window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxcnn import _checks
+from jaxcnn._checks import IntOrPair, Padding2D, PaddingLike, Pair
+
+
+def max_pool2d(
+    x: Any,
+    size: IntOrPair = 2,
+    stride: IntOrPair | None = None,
+    padding: PaddingLike = "valid",
+) -> jax.Array:
+    """Keep the maximum of every window, per channel.
+
+    Padded positions hold ``-inf`` so they never win.
+
+    Args:
+      x: ``[N, H, W, C]`` feature maps.
+      size: window, int or ``(kh, kw)``.
+      stride: int or ``(sh, sw)``; ``None`` means ``size`` (non-overlapping).
+      padding: as for ``conv2d``.
+
+    Returns:
+      ``[N, H_out, W_out, C]``.
+    """
+    x, window, strides, pads = prepare_pool("max_pool2d", x, size, stride, padding)
+    init = jnp.array(-jnp.inf, x.dtype)
+    return lax.reduce_window(x, init, lax.max, *_window_args(window, strides, pads))
+
+
+def avg_pool2d(
+    x: Any,
+    size: IntOrPair = 2,
+    stride: IntOrPair | None = None,
+    padding: PaddingLike = "valid",
+) -> jax.Array:
+    """Mean of every window, per channel.
+
+    Padded positions are not counted: a border window averages only the real
+    pixels it covers (TensorFlow's convention; PyTorch's default counts them).
+
+    Args:
+      x: ``[N, H, W, C]`` feature maps.
+      size: window, int or ``(kh, kw)``.
+      stride: int or ``(sh, sw)``; ``None`` means ``size``.
+      padding: as for ``conv2d``.
+
+    Returns:
+      ``[N, H_out, W_out, C]``.
+    """
+    x, window, strides, pads = prepare_pool("avg_pool2d", x, size, stride, padding)
+    args = _window_args(window, strides, pads)
+    sums = lax.reduce_window(x, jnp.array(0, x.dtype), lax.add, *args)
+    return sums / window_counts(x.shape, window, strides, pads, x.dtype)
+
+
+def global_avg_pool2d(x: Any) -> jax.Array:
+    """Average each whole feature map to one number.
+
+    Args:
+      x: ``[N, H, W, C]``.
+
+    Returns:
+      ``[N, C]``.
+    """
+    x = _checks.as_float_array("global_avg_pool2d", "x", x)
+    _checks.check_rank("global_avg_pool2d", "x", x, "N, H, W, C")
+    n, h, w, c = x.shape
+    return avg_pool2d(x, (h, w)).reshape(n, c)
+
+
+def prepare_pool(
+    fn: str, x: Any, size: Any, stride: Any, padding: Any
+) -> tuple[jax.Array, Pair, Pair, Padding2D]:
+    """Validate pooling arguments; return ``(x, window, strides, pads)``."""
+    x = _checks.as_float_array(fn, "x", x)
+    _checks.check_rank(fn, "x", x, "N, H, W, C")
+    window = _checks.int_pair(fn, "size", size)
+    strides = window if stride is None else _checks.int_pair(fn, "stride", stride)
+    pads = _checks.padding_pairs(fn, padding, window)
+    _checks.check_window_fits(fn, "size", window, (x.shape[1], x.shape[2]), pads)
+    return x, window, strides, pads
+
+
+def window_counts(
+    shape: tuple[int, ...], window: Pair, strides: Pair, pads: Padding2D, dtype: Any
+) -> jax.Array | float:
+    """How many real (unpadded) pixels each output window covers.
+
+    Returns a scalar when there is no padding, else a ``[1, H_out, W_out, 1]``
+    array (computed on static shapes, so XLA folds it to a constant).
+    """
+    if pads == ((0, 0), (0, 0)):
+        return float(window[0] * window[1])
+    ones = jnp.ones((1, shape[1], shape[2], 1), dtype)
+    args = _window_args(window, strides, pads)
+    return lax.reduce_window(ones, jnp.array(0, dtype), lax.add, *args)
+
+
+def _window_args(
+    window: Pair, strides: Pair, pads: Padding2D
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[Pair, ...]]:
+    return (
+        (1, window[0], window[1], 1),
+        (1, strides[0], strides[1], 1),
+        ((0, 0), pads[0], pads[1], (0, 0)),
+    )

@@ -1,0 +1,32 @@
+"""Test-wide settings: strict promotion so silent broadcasting fails tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import pytest
+from hypothesis import HealthCheck, settings
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+settings.register_profile(
+    "default",
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
+settings.register_profile("thorough", max_examples=400, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(params=["eager", "jit"])
+def variant(request: pytest.FixtureRequest) -> Callable[[Callable[..., Any]], Any]:
+    """Run a function as is, or under ``jax.jit`` (chex-style variants)."""
+    if request.param == "jit":
+        return jax.jit
+    return lambda fn: fn

@@ -1,0 +1,311 @@
+"""Forward ops against the NumPy loop oracle, lax against sliding."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jaxcnn import ops
+from tests import oracle
+
+Pads = tuple[tuple[int, int], tuple[int, int]]
+IMPLS: list[Any] = ["lax", "sliding"]
+
+
+def expected_pads(padding: Any, window: tuple[int, int]) -> Pads:
+    """The padding contract, restated independently of the library."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding == "same":
+        return ((window[0] - 1) // 2, window[0] // 2), ((window[1] - 1) // 2, window[1] // 2)
+    if isinstance(padding, int):
+        return (padding, padding), (padding, padding)
+    return padding
+
+
+def as_pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else value
+
+
+paddings = st.one_of(
+    st.sampled_from(["valid", "same"]),
+    st.integers(0, 2),
+    st.tuples(
+        st.tuples(st.integers(0, 2), st.integers(0, 2)),
+        st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    ),
+)
+strides = st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)))
+
+
+@st.composite
+def conv_cases(draw: st.DrawFn) -> dict[str, Any]:
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    padding = draw(paddings)
+    pads = expected_pads(padding, kernel)
+    height = draw(st.integers(max(1, kernel[0] - sum(pads[0])), 9))
+    width = draw(st.integers(max(1, kernel[1] - sum(pads[1])), 9))
+    c_in, c_out = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return {
+        "x": rng.normal(size=(draw(st.integers(1, 3)), height, width, c_in)),
+        "w": rng.normal(size=(*kernel, c_in, c_out)),
+        "b": rng.normal(size=c_out) if draw(st.booleans()) else None,
+        "stride": draw(strides),
+        "padding": padding,
+        "pads": pads,
+    }
+
+
+def run_conv(case: dict[str, Any], impl: Any, dtype: Any) -> np.ndarray:
+    b = None if case["b"] is None else jnp.asarray(case["b"], dtype)
+    y = ops.conv2d(
+        jnp.asarray(case["x"], dtype),
+        jnp.asarray(case["w"], dtype),
+        b,
+        stride=case["stride"],
+        padding=case["padding"],
+        impl=impl,
+    )
+    return np.asarray(y)
+
+
+def conv_oracle(case: dict[str, Any]) -> np.ndarray:
+    return oracle.conv2d(case["x"], case["w"], case["b"], as_pair(case["stride"]), case["pads"])
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@given(case=conv_cases())
+def test_conv2d_matches_oracle_float64(impl: Any, case: dict[str, Any]) -> None:
+    with jax.enable_x64(True):
+        got = run_conv(case, impl, jnp.float64)
+    want = conv_oracle(case)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("impl", [*IMPLS, "auto"])
+@given(case=conv_cases())
+def test_conv2d_matches_oracle_float32(impl: Any, case: dict[str, Any]) -> None:
+    got = run_conv(case, impl, jnp.float32)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, conv_oracle(case), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_conv2d_jit_equals_eager(impl: Any, variant: Any) -> None:
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 9, 8, 3)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 2, 3, 5)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=5), jnp.float32)
+    conv = functools.partial(ops.conv2d, stride=(2, 1), padding="same", impl=impl)
+    got = variant(conv)(x, w, b)
+    np.testing.assert_allclose(got, conv(x, w, b), rtol=1e-6, atol=1e-6)
+
+
+def test_article_stride_example_positions() -> None:
+    """5x5 input, 3x3 kernel, stride 2: kernel placed at (0,0), (0,2), (2,0), (2,2)."""
+    x = np.arange(25.0).reshape(1, 5, 5, 1)
+    w = np.zeros((3, 3, 1, 1))
+    w[0, 0] = 1.0  # picks the top-left pixel of each placement
+    for impl in IMPLS:
+        y = ops.conv2d(
+            jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32), stride=2, impl=impl
+        )
+        np.testing.assert_array_equal(y[0, :, :, 0], [[0.0, 2.0], [10.0, 12.0]])
+
+
+def test_multichannel_kernel_sums_per_channel_results() -> None:
+    """A 2-channel kernel = the sum of each channel's own single-channel conv."""
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(1, 3, 3, 2)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(2, 2, 2, 1)), jnp.float32)
+    for impl in IMPLS:
+        whole = ops.conv2d(x, w, impl=impl)
+        first = ops.conv2d(x[..., :1], w[:, :, :1], impl=impl)
+        second = ops.conv2d(x[..., 1:], w[:, :, 1:], impl=impl)
+        parts = first + second
+        np.testing.assert_allclose(whole, parts, rtol=1e-6, atol=1e-6)
+
+
+def test_same_padding_keeps_size_and_even_kernels_pad_after() -> None:
+    x = jnp.ones((1, 28, 28, 1), jnp.float32)
+    assert ops.conv2d(x, jnp.ones((3, 3, 1, 2), jnp.float32), padding="same").shape == (
+        1,
+        28,
+        28,
+        2,
+    )
+    # Even kernel: one zero before, one after... for k=2 zero before, one after.
+    x = jnp.ones((1, 3, 3, 1), jnp.float32)
+    y = ops.conv2d(x, jnp.ones((2, 2, 1, 1), jnp.float32), padding="same")
+    np.testing.assert_array_equal(y[0, :, :, 0], [[4, 4, 2], [4, 4, 2], [2, 2, 1]])
+
+
+@pytest.mark.parametrize(
+    ("args", "want"),
+    [
+        ((5, 3), 3),
+        ((5, 3, 2), 2),
+        ((28, 3), 26),
+        ((28, 3, 1, "same"), 28),
+        ((28, 3, 1, 1), 28),
+        ((28, 5, 1, 2), 28),
+        ((28, 2, 1, "same"), 28),
+        ((28, 3, 2, "same"), 14),
+        ((7, 3, 2, (0, 1)), 3),
+        ((26, 2, 2), 13),
+        ((11, 2, 2), 5),
+    ],
+)
+def test_conv_output_size(args: tuple[Any, ...], want: int) -> None:
+    assert ops.conv_output_size(*args) == want
+
+
+@st.composite
+def pool_cases(draw: st.DrawFn) -> dict[str, Any]:
+    size = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = draw(st.one_of(st.none(), strides))
+    padding = draw(st.one_of(st.sampled_from(["valid", "same"]), st.integers(0, 1)))
+    pads = expected_pads(padding, size)
+    height = draw(st.integers(max(1, size[0] - sum(pads[0])), 8))
+    width = draw(st.integers(max(1, size[1] - sum(pads[1])), 8))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    shape = (draw(st.integers(1, 2)), height, width, draw(st.integers(1, 3)))
+    return {
+        "x": rng.normal(size=shape),
+        "size": size,
+        "stride": stride,
+        "padding": padding,
+        "pads": pads,
+    }
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@given(case=pool_cases())
+def test_pooling_matches_oracle(kind: str, case: dict[str, Any]) -> None:
+    pool = {"max": ops.max_pool2d, "avg": ops.avg_pool2d}[kind]
+    ref = {"max": oracle.max_pool2d, "avg": oracle.avg_pool2d}[kind]
+    stride = case["size"] if case["stride"] is None else as_pair(case["stride"])
+    want = ref(case["x"], case["size"], stride, case["pads"])
+    with jax.enable_x64(True):
+        got = pool(jnp.asarray(case["x"]), case["size"], case["stride"], case["padding"])
+        assert got.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-12)
+    got32 = pool(jnp.asarray(case["x"], jnp.float32), case["size"], case["stride"], case["padding"])
+    np.testing.assert_allclose(np.asarray(got32), want, rtol=1e-5, atol=1e-5)
+
+
+def test_pooling_under_jit(variant: Any) -> None:
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 6, 5, 3)), jnp.float32)
+    for pool in (ops.max_pool2d, ops.avg_pool2d):
+        fn = functools.partial(pool, size=2, stride=1, padding="same")
+        np.testing.assert_allclose(variant(fn)(x), fn(x), rtol=1e-6)
+
+
+def test_article_max_pool_28_to_14() -> None:
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 28, 28, 2)), jnp.float32)
+    y = ops.max_pool2d(x)
+    assert y.shape == (1, 14, 14, 2)
+    np.testing.assert_array_equal(y[0, 3, 5], x[0, 6:8, 10:12].max(axis=(0, 1)))
+
+
+def test_global_avg_pool_is_mean_per_channel() -> None:
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(3, 5, 4, 2)), jnp.float32)
+    np.testing.assert_allclose(ops.global_avg_pool2d(x), x.mean(axis=(1, 2)), rtol=1e-6)
+
+
+def test_flatten_is_channel_major() -> None:
+    x = np.random.default_rng(5).normal(size=(2, 14, 14, 2))
+    got = np.asarray(ops.flatten(jnp.asarray(x, jnp.float32)))
+    np.testing.assert_allclose(got, oracle.flatten(x), rtol=1e-6)
+    np.testing.assert_allclose(got[:, :196].reshape(2, 14, 14), x[..., 0], rtol=1e-6)
+
+
+def test_unflatten_inverts_flatten() -> None:
+    x = jnp.asarray(np.random.default_rng(6).normal(size=(2, 3, 4, 5)), jnp.float32)
+    np.testing.assert_array_equal(ops.unflatten(ops.flatten(x), (3, 4, 5)), x)
+
+
+def test_dense_matches_oracle(variant: Any) -> None:
+    rng = np.random.default_rng(7)
+    x, w, b = rng.normal(size=(3, 7)), rng.normal(size=(7, 4)), rng.normal(size=4)
+    with jax.enable_x64(True):
+        got = variant(ops.dense)(jnp.asarray(x), jnp.asarray(w), jnp.asarray(b))
+    np.testing.assert_allclose(np.asarray(got), oracle.dense(x, w, b), rtol=1e-12)
+    np.testing.assert_allclose(
+        ops.dense(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32)),
+        oracle.dense(x, w, None),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_activations() -> None:
+    z = jnp.asarray([-1e4, -2.0, 0.0, 3.0, 1e4], jnp.float32)
+    np.testing.assert_array_equal(ops.relu(z), [0, 0, 0, 3, 1e4])
+    with np.errstate(over="ignore"):
+        want = 1 / (1 + np.exp(-np.asarray(z, np.float64)))
+    np.testing.assert_allclose(ops.sigmoid(z), want, rtol=1e-6)
+    assert np.all(np.isfinite(ops.sigmoid(z)))
+    probs = ops.softmax(jnp.asarray([[1e4, 0.0, -1e4], [1.0, 2.0, 3.0]], jnp.float32))
+    np.testing.assert_allclose(probs.sum(axis=1), [1, 1], rtol=1e-6)
+    np.testing.assert_allclose(probs[0], [1, 0, 0], atol=1e-6)
+    assert float(jax.grad(lambda v: ops.relu(v).sum())(jnp.zeros(1))[0]) == 0.0
+
+
+def test_losses_match_oracle() -> None:
+    rng = np.random.default_rng(8)
+    logits, labels = rng.normal(size=6) * 3, rng.integers(0, 2, size=6)
+    with jax.enable_x64(True):
+        got = ops.binary_cross_entropy(jnp.asarray(logits), jnp.asarray(labels))
+        np.testing.assert_allclose(
+            float(got), oracle.binary_cross_entropy(logits, labels), rtol=1e-12
+        )
+        z, k = rng.normal(size=(5, 4)) * 3, rng.integers(0, 4, size=5)
+        got = ops.softmax_cross_entropy(jnp.asarray(z), jnp.asarray(k))
+        np.testing.assert_allclose(float(got), oracle.softmax_cross_entropy(z, k), rtol=1e-12)
+
+
+def test_bce_accepts_column_logits_without_broadcasting() -> None:
+    logits = jnp.asarray([[2.0], [-1.0], [0.5]], jnp.float32)
+    labels = jnp.asarray([1, 0, 1])
+    np.testing.assert_allclose(
+        ops.binary_cross_entropy(logits, labels),
+        ops.binary_cross_entropy(logits[:, 0], labels),
+        rtol=1e-7,
+    )
+
+
+@pytest.mark.parametrize("big", [1e4, -1e4])
+def test_losses_stable_at_huge_logits(big: float) -> None:
+    logits = jnp.asarray([big, -big], jnp.float32)
+    labels = jnp.asarray([big < 0, big > 0], jnp.float32)  # both predictions wrong
+    loss, grad = jax.value_and_grad(ops.binary_cross_entropy)(logits, labels)
+    np.testing.assert_allclose(loss, abs(big), rtol=1e-6)
+    want = (np.array([big > 0, big < 0], np.float32) - np.asarray(labels)) / 2
+    np.testing.assert_allclose(grad, want, atol=1e-7)
+    z = jnp.asarray([[big, 0.0, -big]], jnp.float32)
+    loss, grad = jax.value_and_grad(ops.softmax_cross_entropy)(z, jnp.asarray([1]))
+    assert np.isfinite(float(loss))
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(loss, abs(big), rtol=1e-6)
+
+
+def test_loss_gradients_are_output_minus_label() -> None:
+    rng = np.random.default_rng(9)
+    with jax.enable_x64(True):
+        z, y = jnp.asarray(rng.normal(size=4)), jnp.asarray([0.0, 1.0, 1.0, 0.0])
+        grad = jax.grad(ops.binary_cross_entropy)(z, y)
+        np.testing.assert_allclose(grad, (jax.nn.sigmoid(z) - y) / 4, rtol=1e-12)
+        zz, k = jnp.asarray(rng.normal(size=(3, 5))), jnp.asarray([4, 0, 2])
+        grad = jax.grad(ops.softmax_cross_entropy)(zz, k)
+        want = (jax.nn.softmax(zz) - jax.nn.one_hot(k, 5, dtype=zz.dtype)) / 3
+        np.testing.assert_allclose(grad, want, rtol=1e-12, atol=1e-15)

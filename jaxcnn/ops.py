@@ -5,12 +5,13 @@ Every function validates its arguments at trace time and raises a
 cost nothing because they only read static shapes and dtypes.
 """
 
-from jaxcnn._conv import choose_impl, conv2d, conv_output_size
+from jaxcnn._conv import ConvImpl, choose_impl, conv2d, conv_output_size
 from jaxcnn._dense import dense, flatten, relu, sigmoid, softmax, unflatten
 from jaxcnn._losses import binary_cross_entropy, softmax_cross_entropy
 from jaxcnn._pool import avg_pool2d, global_avg_pool2d, max_pool2d
 
 __all__ = [
+    "ConvImpl",
     "avg_pool2d",
     "binary_cross_entropy",
     "choose_impl",

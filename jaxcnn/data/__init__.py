@@ -1,0 +1,1 @@
+"""Data sets: the article's generated shapes and MNIST-format IDX files."""

@@ -1,0 +1,208 @@
+"""stax-style layer combinators.
+
+Contract (the same for every layer and model): a layer unpacks into a pair
+``init_fn, apply_fn = layer`` with
+
+* ``init_fn(key, input_shape) -> (output_shape, params)``: shapes include the
+  batch axis, which may be ``-1``; ``output_shape`` is computed from the input
+  shape (``conv_output_size``), so no size is ever typed by hand;
+* ``apply_fn(params, x) -> y``: a pure function of a params pytree (a dict of
+  ``jax.Array``; ``{}`` for layers without parameters).
+
+A :class:`Layer` also records what it is (``kind``, ``config``, ``children``)
+so that :mod:`jaxcnn.manual` can walk a model and chain the hand-derived
+backward formulas.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import jax
+import jax.numpy as jnp
+
+from jaxcnn import _checks, ops
+from jaxcnn._checks import IntOrPair, PaddingLike
+
+Shape: TypeAlias = tuple[int, ...]
+Params: TypeAlias = Any  # a pytree (nested dicts) of jax.Array
+InitFn: TypeAlias = Callable[[jax.Array, Shape], tuple[Shape, Params]]
+ApplyFn: TypeAlias = Callable[[Params, jax.Array], jax.Array]
+Initializer: TypeAlias = Callable[[jax.Array, Shape, Any], jax.Array]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """An ``(init_fn, apply_fn)`` pair that also says what it is."""
+
+    init: InitFn
+    apply: ApplyFn
+    kind: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    children: tuple[Layer, ...] = ()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.init, self.apply))
+
+
+def scaled_normal(scale: float) -> Initializer:
+    """``N(0, 1) * scale`` (the article's conv init uses ``scale = 0.1``)."""
+
+    def init(key: jax.Array, shape: Shape, dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.normal(key, shape, dtype) * jnp.asarray(scale, dtype)
+
+    return init
+
+
+def he_normal(key: jax.Array, shape: Shape, dtype: Any = jnp.float32) -> jax.Array:
+    """``N(0, 1) * sqrt(2 / fan_in)``, the article's dense init.
+
+    ``fan_in`` is ``n_in`` for ``[n_in, n_out]`` weights and ``kh * kw * C_in``
+    for ``[kh, kw, C_in, C_out]`` kernels.
+    """
+    fan_in = math.prod(shape[:-1])
+    return jax.random.normal(key, shape, dtype) * jnp.asarray(math.sqrt(2.0 / fan_in), dtype)
+
+
+def Conv(  # noqa: N802 - stax naming
+    filters: int,
+    kernel_size: IntOrPair,
+    *,
+    stride: IntOrPair = 1,
+    padding: PaddingLike = "valid",
+    impl: ops.ConvImpl = "auto",
+    w_init: Initializer = he_normal,
+) -> Layer:
+    """2-D convolution layer, params ``{"w": [kh, kw, C_in, filters], "b": [filters]}``."""
+    filters = _checks.positive_int("Conv", "filters", filters)
+    kernel = _checks.int_pair("Conv", "kernel_size", kernel_size)
+    strides = _checks.int_pair("Conv", "stride", stride)
+    pads = _checks.padding_pairs("Conv", padding, kernel)
+
+    def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
+        n, h, w, c = _image_shape("Conv", input_shape)
+        _checks.check_window_fits("Conv", "kernel", kernel, (h, w), pads)
+        out_h = _checks.output_length(h, kernel[0], strides[0], *pads[0])
+        out_w = _checks.output_length(w, kernel[1], strides[1], *pads[1])
+        weights = w_init(key, (*kernel, c, filters), jnp.float32)
+        return (n, out_h, out_w, filters), {"w": weights, "b": jnp.zeros(filters)}
+
+    def apply(params: Params, x: jax.Array) -> jax.Array:
+        return ops.conv2d(x, params["w"], params["b"], stride=strides, padding=pads, impl=impl)
+
+    config = {"filters": filters, "kernel_size": kernel, "stride": strides, "padding": pads}
+    return Layer(init, apply, "conv", {**config, "impl": impl})
+
+
+def Dense(n_out: int, *, w_init: Initializer = he_normal) -> Layer:  # noqa: N802
+    """Fully connected layer, params ``{"w": [n_in, n_out], "b": [n_out]}``."""
+    n_out = _checks.positive_int("Dense", "n_out", n_out)
+
+    def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
+        if len(input_shape) != 2:
+            raise ValueError(
+                f"Dense: input_shape must be 2-D (N, n_in) (add Flatten first), "
+                f"got {tuple(input_shape)}"
+            )
+        weights = w_init(key, (input_shape[1], n_out), jnp.float32)
+        return (input_shape[0], n_out), {"w": weights, "b": jnp.zeros(n_out)}
+
+    def apply(params: Params, x: jax.Array) -> jax.Array:
+        return ops.dense(x, params["w"], params["b"])
+
+    return Layer(init, apply, "dense", {"n_out": n_out})
+
+
+def _pool(kind: str, fn: Callable[..., jax.Array], size: IntOrPair, stride: Any) -> Layer:
+    name = {"max_pool": "MaxPool", "avg_pool": "AvgPool"}[kind]
+    window = _checks.int_pair(name, "size", size)
+    strides = window if stride is None else _checks.int_pair(name, "stride", stride)
+
+    def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
+        del key
+        n, h, w, c = _image_shape(name, input_shape)
+        _checks.check_window_fits(name, "size", window, (h, w), ((0, 0), (0, 0)))
+        out_h = _checks.output_length(h, window[0], strides[0], 0, 0)
+        out_w = _checks.output_length(w, window[1], strides[1], 0, 0)
+        return (n, out_h, out_w, c), {}
+
+    def apply(params: Params, x: jax.Array) -> jax.Array:
+        del params
+        return fn(x, window, strides)
+
+    return Layer(init, apply, kind, {"size": window, "stride": strides})
+
+
+def MaxPool(size: IntOrPair = 2, stride: IntOrPair | None = None) -> Layer:  # noqa: N802
+    """Max pooling over ``size`` windows (``stride`` defaults to ``size``), no params."""
+    return _pool("max_pool", ops.max_pool2d, size, stride)
+
+
+def AvgPool(size: IntOrPair = 2, stride: IntOrPair | None = None) -> Layer:  # noqa: N802
+    """Average pooling over ``size`` windows, no params."""
+    return _pool("avg_pool", ops.avg_pool2d, size, stride)
+
+
+def GlobalAvgPool() -> Layer:  # noqa: N802
+    """Average each feature map to one number: ``[N, H, W, C] -> [N, C]``."""
+
+    def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
+        del key
+        n, _, _, c = _image_shape("GlobalAvgPool", input_shape)
+        return (n, c), {}
+
+    return Layer(init, lambda params, x: ops.global_avg_pool2d(x), "global_avg_pool")
+
+
+def _elementwise(kind: str, fn: Callable[[jax.Array], jax.Array]) -> Layer:
+    def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
+        del key
+        return tuple(input_shape), {}
+
+    return Layer(init, lambda params, x: fn(x), kind)
+
+
+def _flatten_init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
+    del key
+    n, h, w, c = _image_shape("Flatten", input_shape)
+    return (n, h * w * c), {}
+
+
+Relu = _elementwise("relu", ops.relu)
+Flatten = Layer(_flatten_init, lambda params, x: ops.flatten(x), "flatten")
+
+
+def serial(*layers: Layer, kind: str = "serial", **config: Any) -> Layer:
+    """Chain layers; params are ``{"<kind><index>": layer_params}``, e.g. ``conv0``."""
+    if not layers:
+        raise ValueError("serial: expected at least one layer, got none")
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"serial: layer {index} must be a Layer, got {layer!r}")
+    names = [f"{layer.kind}{index}" for index, layer in enumerate(layers)]
+
+    def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
+        params = {}
+        shape = tuple(input_shape)
+        for name, layer, layer_key in zip(
+            names, layers, jax.random.split(key, len(layers)), strict=True
+        ):
+            shape, params[name] = layer.init(layer_key, shape)
+        return shape, params
+
+    def apply(params: Params, x: jax.Array) -> jax.Array:
+        for name, layer in zip(names, layers, strict=True):
+            x = layer.apply(params[name], x)
+        return x
+
+    return Layer(init, apply, kind, {**config, "names": tuple(names)}, tuple(layers))
+
+
+def _image_shape(fn: str, input_shape: Shape) -> tuple[int, int, int, int]:
+    if len(input_shape) != 4:
+        raise ValueError(f"{fn}: input_shape must be 4-D (N, H, W, C), got {tuple(input_shape)}")
+    n, h, w, c = (int(d) for d in input_shape)
+    return n, h, w, c

@@ -11,7 +11,7 @@ import numpy as np
 from jaxcnn import _checks
 
 
-def binary_cross_entropy(logits: Any, labels: Any) -> jax.Array:
+def binary_cross_entropy(logits: Any, labels: Any, *, weights: Any = None) -> jax.Array:
     """Mean binary cross-entropy of ``sigmoid(logits)`` against 0/1 labels.
 
     ``-y log sigmoid(z) - (1 - y) log(1 - sigmoid(z))``, written with
@@ -22,9 +22,11 @@ def binary_cross_entropy(logits: Any, labels: Any) -> jax.Array:
     Args:
       logits: ``[N]`` or ``[N, 1]``.
       labels: ``[N]`` (or the same shape as ``logits``), values in [0, 1].
+      weights: optional ``[N]`` per-example weights; the result is then
+        ``sum(weights * loss) / sum(weights)`` (zero weights mask padding).
 
     Returns:
-      scalar mean loss.
+      scalar (weighted) mean loss.
     """
     fn = "binary_cross_entropy"
     logits = _checks.as_float_array(fn, "logits", logits)
@@ -34,10 +36,10 @@ def binary_cross_entropy(logits: Any, labels: Any) -> jax.Array:
         raise TypeError(f"{fn}: labels must be real (0/1), got dtype {labels.dtype}")
     y = labels.astype(logits.dtype)
     losses = -(y * jax.nn.log_sigmoid(logits) + (1 - y) * jax.nn.log_sigmoid(-logits))
-    return jnp.mean(losses)
+    return _weighted_mean(fn, losses, weights)
 
 
-def softmax_cross_entropy(logits: Any, labels: Any) -> jax.Array:
+def softmax_cross_entropy(logits: Any, labels: Any, *, weights: Any = None) -> jax.Array:
     """Mean cross-entropy of ``softmax(logits)`` against integer class labels.
 
     ``-log softmax(z)[y]`` via ``log_softmax`` (max-shifted, so stable).
@@ -45,9 +47,11 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> jax.Array:
     Args:
       logits: ``[N, K]``.
       labels: ``[N]`` integers in ``[0, K)``.
+      weights: optional ``[N]`` per-example weights, as for
+        :func:`binary_cross_entropy`.
 
     Returns:
-      scalar mean loss.
+      scalar (weighted) mean loss.
     """
     fn = "softmax_cross_entropy"
     logits = _checks.as_float_array(fn, "logits", logits)
@@ -62,7 +66,21 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> jax.Array:
     _check_label_range(fn, labels, logits.shape[1])
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     picked = jnp.take_along_axis(log_probs, labels[:, None], axis=1, mode="fill")
-    return -jnp.mean(picked)
+    return _weighted_mean(fn, -picked[:, 0], weights)
+
+
+def _weighted_mean(fn: str, losses: jax.Array, weights: Any) -> jax.Array:
+    """``mean(losses)``, or ``sum(weights * losses) / sum(weights)``."""
+    if weights is None:
+        return jnp.mean(losses)
+    weights = _checks.as_float_array(fn, "weights", weights)
+    if weights.shape != losses.shape[:1]:
+        raise ValueError(
+            f"{fn}: weights must have shape (N,) = ({losses.shape[0]},), got {tuple(weights.shape)}"
+        )
+    per_example = losses.reshape(losses.shape[0], -1).mean(axis=1)
+    weights = weights.astype(losses.dtype)
+    return jnp.sum(weights * per_example) / jnp.sum(weights)
 
 
 def _match_label_shape(fn: str, logits: jax.Array, labels: jax.Array) -> jax.Array:

@@ -309,3 +309,24 @@ def test_loss_gradients_are_output_minus_label() -> None:
         grad = jax.grad(ops.softmax_cross_entropy)(zz, k)
         want = (jax.nn.softmax(zz) - jax.nn.one_hot(k, 5, dtype=zz.dtype)) / 3
         np.testing.assert_allclose(grad, want, rtol=1e-12, atol=1e-15)
+
+
+def test_weighted_losses_mask_examples() -> None:
+    rng = np.random.default_rng(10)
+    z = jnp.asarray(rng.normal(size=5), jnp.float32)
+    y = jnp.asarray([0, 1, 1, 0, 1])
+    mask = jnp.asarray([1, 1, 1, 0, 0], jnp.float32)
+    np.testing.assert_allclose(
+        ops.binary_cross_entropy(z, y, weights=mask),
+        ops.binary_cross_entropy(z[:3], y[:3]),
+        rtol=1e-6,
+    )
+    zz = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
+    k = jnp.asarray([0, 2, 1, 1, 0])
+    np.testing.assert_allclose(
+        ops.softmax_cross_entropy(zz, k, weights=mask),
+        ops.softmax_cross_entropy(zz[:3], k[:3]),
+        rtol=1e-6,
+    )
+    with pytest.raises(ValueError, match=r"weights must have shape \(N,\) = \(5,\), got \(4,\)"):
+        ops.binary_cross_entropy(z, y, weights=mask[:4])

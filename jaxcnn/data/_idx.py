@@ -1,0 +1,198 @@
+"""The IDX file format of MNIST: a tiny big-endian header, then raw array bytes.
+
+An IDX file is ``0x00 0x00 <dtype code> <ndim>``, then ``ndim`` big-endian
+uint32 sizes, then ``prod(sizes)`` items of that dtype, big-endian, row-major.
+MNIST images are ``0x00000803`` (unsigned bytes, 3-D ``[n, rows, cols]``) and
+labels ``0x00000801`` (unsigned bytes, 1-D ``[n]``). Files may be gzipped; a
+gzip stream is recognised by its magic bytes, whatever the file is called.
+
+Reading is strict: the payload must be exactly as long as the header says, so
+a truncated download or trailing bytes are errors that name the file. No pickle.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+# IDX dtype code -> big-endian NumPy dtype (from the format's definition).
+IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_CODE_OF_KIND: dict[tuple[str, int], int] = {
+    (dtype.kind, dtype.itemsize): code for code, dtype in IDX_DTYPES.items()
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+# A cap on decompressed size: far above any MNIST-like set, far below "fill the disk".
+_MAX_IDX_BYTES = 4 * 1024**3
+
+
+def idx_magic(dtype_code: int, ndim: int) -> int:
+    """The 32-bit magic number of an IDX file, e.g. ``0x00000803``."""
+    return (dtype_code << 8) | ndim
+
+
+def read_file_bytes(file: str | os.PathLike[str]) -> bytes:
+    """The bytes of ``file``, gunzipped if they start with the gzip magic.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the gzip stream is corrupt or truncated (message names the file).
+    """
+    path = Path(file)
+    return gunzip_if_gzip(path.read_bytes(), str(path))
+
+
+def gunzip_if_gzip(data: bytes, name: str) -> bytes:
+    """``data`` decompressed if it is a gzip stream, else ``data`` itself.
+
+    Raises:
+        ValueError: a corrupt or truncated gzip stream, or one that inflates past
+            4 GiB (message names ``name``).
+    """
+    if not data.startswith(_GZIP_MAGIC):
+        return data
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            raw = stream.read(_MAX_IDX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(f"read_idx: {name} is not a valid gzip file ({err})") from None
+    if len(raw) > _MAX_IDX_BYTES:
+        raise ValueError(f"read_idx: {name} decompresses to more than {_MAX_IDX_BYTES} bytes")
+    return raw
+
+
+def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode the bytes of an IDX file into a native-endian array.
+
+    Args:
+        data: the whole (uncompressed) file.
+        name: how to call the file in error messages.
+
+    Returns:
+        A writable array of the header's dtype and shape, e.g. ``uint8 [n, 28, 28]``.
+
+    Raises:
+        ValueError: bad magic, unknown dtype code, truncated header, or a payload
+            shorter or longer than the header says. The message names ``name``.
+    """
+    if len(data) < 4:
+        raise ValueError(
+            f"read_idx: {name}: truncated header, expected at least 4 bytes, got {len(data)}"
+        )
+    zero, code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
+    if zero != 0:
+        raise ValueError(
+            f"read_idx: {name}: not an IDX file, magic number "
+            f"0x{int.from_bytes(data[:4], 'big'):08X} does not start with two zero bytes"
+        )
+    if code not in IDX_DTYPES:
+        known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
+        raise ValueError(f"read_idx: {name}: unknown IDX dtype code 0x{code:02X}, expected {known}")
+    header_size = 4 + 4 * ndim
+    if len(data) < header_size:
+        raise ValueError(
+            f"read_idx: {name}: truncated header, {ndim}-D needs {header_size} bytes, "
+            f"got {len(data)}"
+        )
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = IDX_DTYPES[code]
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    given = len(data) - header_size
+    if given != expected:
+        problem = "truncated payload" if given < expected else "trailing bytes after payload"
+        raise ValueError(
+            f"read_idx: {name}: {problem}, shape {shape} of {dtype.name} needs "
+            f"{expected} bytes after the header, got {given}"
+        )
+    array = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header_size)
+    return array.reshape(shape).astype(dtype.newbyteorder("="), copy=True)
+
+
+def read_idx(file: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX file (raw or gzipped) into a NumPy array.
+
+    Args:
+        file: path of the file, e.g. ``.../train-images-idx3-ubyte.gz``.
+
+    Returns:
+        The array with the header's shape and dtype, native byte order; MNIST's
+        image file gives ``uint8 [60000, 28, 28]``, its label file ``uint8 [60000]``.
+
+    Raises:
+        FileNotFoundError: ``file`` does not exist.
+        ValueError: the file is not a well-formed IDX file (message names it).
+    """
+    return parse_idx(read_file_bytes(file), str(file))
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode an array as the bytes of an IDX file (header + big-endian payload).
+
+    Args:
+        array: any shape (at most 255 dims, each < 2**32) of uint8, int8,
+            int16, int32, float32 or float64.
+    """
+    array = np.asarray(array)
+    code = _CODE_OF_KIND.get((array.dtype.kind, array.dtype.itemsize))
+    if code is None:
+        raise TypeError(
+            f"write_idx: array dtype must be one of uint8, int8, int16, int32, float32, "
+            f"float64, got {array.dtype}"
+        )
+    if array.ndim > 255 or any(size >= 2**32 for size in array.shape):
+        raise ValueError(f"write_idx: array shape {array.shape} does not fit an IDX header")
+    header = bytes([0, 0, code, array.ndim])
+    header += b"".join(size.to_bytes(4, "big") for size in array.shape)
+    return header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``.
+
+    Readers never see a half-written file, and a failure leaves no temporary
+    file behind.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; use the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_idx(file: str | os.PathLike[str], array: np.ndarray) -> Path:
+    """Write ``array`` as an IDX file, gzipped when ``file`` ends in ``.gz``.
+
+    The write is atomic (temporary file + ``os.replace``). ``read_idx`` reads
+    the result back exactly.
+
+    Returns:
+        The path written.
+    """
+    data = idx_bytes(array)
+    if str(file).endswith(".gz"):
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+    return write_bytes_atomic(file, data)

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from jaxcnn import ops
+from jaxcnn import _checks, ops
 from jaxcnn._checks import PaddingLike
 from jaxcnn._viz_common import (
     MAP_CMAP,
@@ -63,7 +63,10 @@ def plot_filters_and_feature_maps(
     fn = "plot_filters_and_feature_maps"
     w, b, x = _filter_inputs(fn, conv_w, conv_b, images)
     labels = _names(fn, names, x.shape[0])
-    maps = np.asarray(ops.relu(ops.conv2d(x, w, b, padding=padding)))
+    window = (w.shape[0], w.shape[1])
+    pads = _checks.padding_pairs(fn, padding, window)
+    _checks.check_window_fits(fn, "conv_w", window, (x.shape[1], x.shape[2]), pads)
+    maps = np.asarray(ops.relu(ops.conv2d(x, w, b, padding=pads)))
     filters, count = w.shape[3], x.shape[0]
     fig = new_figure(CELL_INCHES * (count + 1), CELL_INCHES * (filters + 1))
     grid = fig.add_gridspec(filters + 1, count + 1)

@@ -373,6 +373,16 @@ ERRORS: list[tuple[Callable[[], Any], type[Exception], str]] = [
         "plot_filters_and_feature_maps: names must be a sequence of strings",
     ),
     (
+        lambda: viz.plot_filters_and_feature_maps(W2, B2, PAIR, padding="full"),
+        ValueError,
+        'plot_filters_and_feature_maps: padding must be "valid", "same", an int',
+    ),
+    (
+        lambda: viz.plot_filters_and_feature_maps(W2, B2, PAIR[:, :2, :2], padding="valid"),
+        ValueError,
+        "plot_filters_and_feature_maps: conv_w 3x3 is larger than the padded input 2x2",
+    ),
+    (
         lambda: viz.plot_history("runs/history.json"),  # type: ignore[arg-type]
         TypeError,
         "plot_history: history must be a mapping; read a file with load_history(path)",

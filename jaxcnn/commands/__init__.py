@@ -11,6 +11,8 @@ import argparse
 from types import ModuleType
 from typing import Any, Protocol
 
+from jaxcnn.commands import train
+
 
 class Command(Protocol):
     """What a subcommand module provides."""
@@ -18,4 +20,4 @@ class Command(Protocol):
     def register(self, subparsers: argparse._SubParsersAction[Any]) -> None: ...
 
 
-COMMANDS: list[ModuleType] = []
+COMMANDS: list[ModuleType] = [train]

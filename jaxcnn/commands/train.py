@@ -1,0 +1,297 @@
+"""``jaxcnn train MODEL`` and ``jaxcnn eval DIR``.
+
+``train`` writes ``DIR/checkpoint.npz`` after every epoch (atomically, so an
+interrupted run can ``--resume``) and ``DIR/history.json``, then prints the
+test accuracy. ``eval`` reloads a run and prints the same accuracy.
+
+Exit codes: 0 success, 2 bad arguments or files (one line on stderr),
+3 training diverged (the checkpoint keeps the last finite epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+
+from jaxcnn import models, train
+from jaxcnn.data import make_shapes
+
+EXIT_DIVERGED = 3
+CHECKPOINT = "checkpoint.npz"
+HISTORY = "history.json"
+Split = tuple[Any, Any]
+
+
+class Task(NamedTuple):
+    """What a model name selects: its data and its default training settings."""
+
+    load: Callable[[int], tuple[Split, Split]]  # seed -> (train, test)
+    optimizer: str
+    lr: float
+    batch_size: int
+    epochs: int
+
+
+def _load_shapes(seed: int) -> tuple[Split, Split]:
+    return make_shapes(seed=seed)
+
+
+def _load_mnist(seed: int) -> tuple[Split, Split]:
+    del seed
+    raise _usage("MNIST training is not available yet in this version (no MNIST loader)")
+
+
+TASKS: dict[str, Task] = {
+    # The article's settings: SGD lr 0.25, batch 32, 20 epochs.
+    "shapes": Task(_load_shapes, optimizer="sgd", lr=0.25, batch_size=32, epochs=20),
+    # Keras' defaults for the article's MNIST models (Adam 1e-3), 5 epochs.
+    "mnist-cnn": Task(_load_mnist, optimizer="adam", lr=1e-3, batch_size=128, epochs=5),
+    "mnist-dense": Task(_load_mnist, optimizer="adam", lr=1e-3, batch_size=128, epochs=5),
+}
+"""Model name -> data loader and defaults; every name of :data:`jaxcnn.models.MODELS`."""
+
+_TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "seed", "grads", "conv")
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``train`` and ``eval`` subcommands."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model, writing a checkpoint and history to --out",
+        description="Train one of the article's models; defaults are the article's settings.",
+    )
+    parser.add_argument("model", choices=sorted(models.MODELS), help="model to train")
+    parser.add_argument("--epochs", type=_positive(int), help="total epochs")
+    parser.add_argument("--batch-size", type=_positive(int), help="samples per step")
+    parser.add_argument("--lr", type=_positive(float), help="learning rate (> 0)")
+    parser.add_argument("--optimizer", choices=["sgd", "adam"])
+    parser.add_argument("--seed", type=_non_negative_int, help="data, init and batch-order seed")
+    parser.add_argument("--grads", choices=["autodiff", "manual"], help="default autodiff")
+    parser.add_argument("--conv", choices=["auto", "lax", "sliding"], help="default auto")
+    parser.add_argument("--out", type=Path, help="run directory (default runs/MODEL)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace a run in --out")
+    parser.add_argument("--quiet", action="store_true", help="print only the final line")
+    parser.set_defaults(handler=run_train)
+
+    evaluator = subparsers.add_parser(
+        "eval", help="print the test accuracy of a trained run", description=run_eval.__doc__
+    )
+    evaluator.add_argument("run", type=Path, help="run directory (or its checkpoint file)")
+    evaluator.set_defaults(handler=run_eval)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train, checkpointing every epoch; print the test accuracy."""
+    started = time.perf_counter()
+    out = args.out if args.out is not None else Path("runs") / args.model
+    checkpoint_path = out / CHECKPOINT
+    resumed = _resume_point(args, checkpoint_path) if args.resume else None
+    if resumed is None and checkpoint_path.exists() and not args.overwrite:
+        raise _usage(
+            f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it"
+        )
+    config = _config(args, resumed)
+    _check_writable(out)
+    (train_data, test_data) = TASKS[config.model].load(config.seed)
+    model, optimizer = config.build_model(), config.build_optimizer()
+    init_key, order_key = jax.random.split(jax.random.key(config.seed))
+    log = _Log(quiet=args.quiet)
+    if resumed is None:
+        params = _init_params(model, init_key)
+        opt_state, start, history = None, 0, None
+    else:
+        params, opt_state, start, history = (
+            resumed.params,
+            resumed.opt_state,
+            resumed.epoch,
+            resumed.history,
+        )
+    log.start(config, models.count_params(params), len(train_data[1]), len(test_data[1]), start)
+
+    def on_epoch(end: train.EpochEnd) -> None:
+        train.save_checkpoint(
+            checkpoint_path,
+            params=end.params,
+            opt_state=end.opt_state,
+            epoch=end.epoch,
+            key=order_key,
+            config=config,
+            history=end.history,
+        )
+        _write_json(out / HISTORY, {"config": config.to_dict(), "history": end.history})
+        log.epoch(end, config.epochs)
+
+    try:
+        params, history = train.fit(
+            model,
+            params,
+            train_data,
+            optimizer=optimizer,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            key=order_key,
+            val=test_data,
+            grads=config.grads,
+            on_epoch=on_epoch,
+            opt_state=opt_state,
+            start_epoch=start,
+            history=history,
+            progress=log.bar,
+        )
+    except train.TrainingDivergedError as err:
+        kept = (
+            f"{checkpoint_path} keeps epoch {err.epoch - 1}" if err.epoch > 1 else "no checkpoint"
+        )
+        print(f"jaxcnn train: error: {err}; {kept}", file=sys.stderr)
+        return EXIT_DIVERGED
+    metrics = train.evaluate(model, params, test_data)
+    _write_json(
+        out / HISTORY,
+        {"config": config.to_dict(), "history": history, "test": metrics._asdict()},
+    )
+    seconds = time.perf_counter() - started
+    print(f"{_accuracy_line(metrics, len(test_data[1]))} in {seconds:.1f} s")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Reload a run's checkpoint and print its test accuracy."""
+    path = args.run / CHECKPOINT if args.run.is_dir() else args.run
+    checkpoint = train.load_checkpoint(path)
+    config = checkpoint.config
+    _, test_data = TASKS[config.model].load(config.seed)
+    metrics = train.evaluate(config.build_model(), checkpoint.params, test_data)
+    print(_accuracy_line(metrics, len(test_data[1])))
+    return 0
+
+
+def _accuracy_line(metrics: train.Metrics, count: int) -> str:
+    return f"test accuracy {100 * metrics.accuracy:.2f}% ({count} images)"
+
+
+def _resume_point(args: argparse.Namespace, path: Path) -> train.Checkpoint:
+    if not path.exists():
+        raise _usage(f"--resume: {path} does not exist (nothing to resume)")
+    checkpoint = train.load_checkpoint(path)
+    if checkpoint.config.model != args.model:
+        raise _usage(f"--resume: {path} is a {checkpoint.config.model!r} run, not {args.model!r}")
+    return checkpoint
+
+
+def _config(args: argparse.Namespace, resumed: train.Checkpoint | None) -> train.TrainConfig:
+    """The run's config: the checkpoint's when resuming (only --epochs may change)."""
+    given = {
+        name: getattr(args, name) for name in _TRAIN_OPTIONS if getattr(args, name) is not None
+    }
+    if resumed is None:
+        task = TASKS[args.model]
+        defaults = {
+            name: getattr(task, name) for name in ("optimizer", "lr", "batch_size", "epochs")
+        }
+        return train.TrainConfig(model=args.model, **{**defaults, **given})
+    saved = resumed.config.to_dict()
+    for name, value in given.items():
+        if name != "epochs" and value != saved[name]:
+            flag = "--" + name.replace("_", "-")
+            raise _usage(f"--resume: the run was made with {flag} {saved[name]}, got {value}")
+    epochs = given.get("epochs", saved["epochs"])
+    if epochs < resumed.epoch:
+        raise _usage(f"--resume: --epochs {epochs} is fewer than the {resumed.epoch} already run")
+    return train.TrainConfig(**{**saved, "epochs": epochs})
+
+
+def _init_params(model: Any, key: jax.Array) -> Any:
+    _, params = jax.jit(model.init, static_argnums=1)(key, (-1, *models.IMAGE_SHAPE))
+    return params
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise _usage(f"cannot write to the run directory {out}: {err.strerror or err}") from None
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(value, indent=1, allow_nan=False) + "\n")
+    os.replace(temporary, path)
+
+
+class _Log:
+    """Progress output: a tqdm bar on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = not quiet and sys.stderr.isatty()
+
+    def start(
+        self, config: train.TrainConfig, n_params: int, n_train: int, n_test: int, start: int
+    ) -> None:
+        if self.quiet:
+            return
+        resume = f", resuming after epoch {start}" if start else ""
+        print(
+            f"training {config.model} ({n_params:,} parameters) on {n_train} images "
+            f"(testing on {n_test}): {config.optimizer} lr {config.lr:g}, batch "
+            f"{config.batch_size}, {config.epochs} epochs, seed {config.seed}, "
+            f"conv {config.conv}, grads {config.grads}{resume}",
+            flush=True,
+        )
+
+    def epoch(self, end: train.EpochEnd, epochs: int) -> None:
+        if self.quiet or self.bar:
+            return
+        row = {name: values[-1] for name, values in end.history.items()}
+        print(
+            f"epoch {end.epoch}/{epochs}: train loss {row['train_loss']:.4f} "
+            f"acc {100 * row['train_accuracy']:.2f}%, test loss {row['val_loss']:.4f} "
+            f"acc {100 * row['val_accuracy']:.2f}% ({end.seconds:.2f} s)",
+            flush=True,
+        )
+
+
+def _usage(message: str) -> Exception:
+    from jaxcnn.cli import UsageError  # here: jaxcnn.cli imports this module
+
+    return UsageError(message)
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    """argparse type: an int >= 1 or a finite float > 0."""
+    wanted = "an integer >= 1" if kind is int else "a finite number > 0"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value

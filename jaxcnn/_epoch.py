@@ -94,6 +94,17 @@ def training_apply(model: Layer, grads: str) -> ApplyFn:
     raise ValueError(f"fit: grads must be 'autodiff' or 'manual', got {grads!r}")
 
 
+class EpochSpec(NamedTuple):
+    """The static part of a training epoch (hashable: the key of its compile cache)."""
+
+    apply: ApplyFn  # the function differentiated
+    loss: LossFn  # loss(logits, labels, *, weights)
+    optimizer: optax.GradientTransformation
+    batch_size: int
+    unroll: int
+    batch_sharding: Any  # None, or the sharding each batch of images is constrained to
+
+
 def make_epoch_fn(
     model: Layer,
     optimizer: optax.GradientTransformation,
@@ -113,48 +124,82 @@ def make_epoch_fn(
     before its update (as Keras reports them). ``params`` and ``opt_state``
     are donated: do not use the arrays passed in afterwards.
 
+    Without ``jit_kwargs`` every call with the same model, optimizer object,
+    batch size and data shapes shares one compiled function (the static
+    :class:`EpochSpec` is the cache key), so repeated ``fit`` calls do not
+    recompile.
+
     Args:
       model: the network; its loss comes from :func:`jaxcnn.models.loss_fn`.
       optimizer: an optax ``GradientTransformation``.
       batch_size: samples per step.
       grads: ``"autodiff"`` or ``"manual"`` (see :func:`training_apply`).
       unroll: ``lax.scan`` unroll factor (speed only).
-      batch_sharding: optional sharding each batch is constrained to (data
-        parallelism: shard the batch axis over devices).
-      jit_kwargs: extra ``jax.jit`` arguments, e.g. ``in_shardings``.
+      batch_sharding: optional sharding each batch's images are constrained
+        to, for data parallelism: e.g. a ``NamedSharding`` splitting the batch
+        axis over a mesh with ``AxisType.Auto`` axes (``jit_kwargs`` can then
+        replicate params and optimizer state with ``in_shardings``).
+      jit_kwargs: extra ``jax.jit`` arguments, e.g. ``in_shardings``; the
+        function is then jitted afresh.
 
     Shapes:
       images: ``[N, H, W, C]``; labels: ``[N]``; key: a PRNG key; epoch: int.
     """
-    apply = training_apply(model, grads)
-    loss: LossFn = models.loss_fn(model)
-
-    def batch_loss(params: Params, x: jax.Array, y: jax.Array, w: jax.Array) -> Any:
-        logits = apply(params, x)
-        return loss(logits, y, weights=w), logits
-
-    def step(data: Dataset, carry: Any, batch: tuple[jax.Array, jax.Array]) -> Any:
-        params, opt_state = carry
-        index, weight = batch
-        x, y = data[0][index], data[1][index]
-        if batch_sharding is not None:
-            x = lax.with_sharding_constraint(x, batch_sharding)
-        (value, logits), grad = jax.value_and_grad(batch_loss, has_aux=True)(params, x, y, weight)
-        updates, opt_state = optimizer.update(grad, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return (params, opt_state), (value * jnp.sum(weight), jnp.sum(weight * hits(logits, y)))
-
-    def epoch_fn(
-        params: Params, opt_state: Any, images: Any, labels: Any, key: Any, epoch: Any
-    ) -> tuple[Params, Any, Metrics]:
-        n = images.shape[0]
-        plan = batch_plan(n, batch_size, epoch_order(key, epoch, n))
-        carry, (loss_sums, hit_counts) = lax.scan(
-            functools.partial(step, (images, labels)), (params, opt_state), plan, unroll=unroll
+    spec = EpochSpec(
+        training_apply(model, grads),
+        models.loss_fn(model),
+        optimizer,
+        _checks.positive_int("make_epoch_fn", "batch_size", batch_size),
+        _checks.positive_int("make_epoch_fn", "unroll", unroll),
+        batch_sharding,
+    )
+    if jit_kwargs:
+        return jax.jit(
+            functools.partial(_train_epoch, spec=spec), donate_argnums=(0, 1), **jit_kwargs
         )
-        return (*carry, Metrics(jnp.sum(loss_sums) / n, jnp.sum(hit_counts) / n))
+    return functools.partial(train_epoch, spec=spec)
 
-    return jax.jit(epoch_fn, donate_argnums=(0, 1), **(jit_kwargs or {}))
+
+def _train_epoch(
+    params: Params,
+    opt_state: Any,
+    images: Any,
+    labels: Any,
+    key: Any,
+    epoch: Any,
+    *,
+    spec: EpochSpec,
+) -> tuple[Params, Any, Metrics]:
+    n = images.shape[0]
+    plan = batch_plan(n, spec.batch_size, epoch_order(key, epoch, n))
+    step = functools.partial(_train_step, spec, (images, labels))
+    carry, (loss_sums, hit_counts) = lax.scan(step, (params, opt_state), plan, unroll=spec.unroll)
+    return (*carry, Metrics(jnp.sum(loss_sums) / n, jnp.sum(hit_counts) / n))
+
+
+train_epoch = jax.jit(_train_epoch, static_argnames="spec", donate_argnums=(0, 1))
+"""The jitted epoch shared by every :func:`make_epoch_fn` without ``jit_kwargs``."""
+
+
+def _train_step(
+    spec: EpochSpec, data: Dataset, carry: Any, batch: tuple[jax.Array, jax.Array]
+) -> Any:
+    """One optimizer step on the batch ``data[index]``; returns its loss sum and hit count."""
+    params, opt_state = carry
+    index, weight = batch
+    x, y = data[0][index], data[1][index]
+    if spec.batch_sharding is not None:
+        x = lax.with_sharding_constraint(x, spec.batch_sharding)
+
+    def batch_loss(params: Params) -> Any:
+        logits = spec.apply(params, x)
+        return spec.loss(logits, y, weights=weight), logits
+
+    (value, logits), grad = jax.value_and_grad(batch_loss, has_aux=True)(params)
+    with jax.numpy_dtype_promotion("standard"):  # optax mixes int step counts and floats
+        updates, opt_state = spec.optimizer.update(grad, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return (params, opt_state), (value * jnp.sum(weight), jnp.sum(weight * hits(logits, y)))
 
 
 def evaluate(model: Layer, params: Params, data: Dataset, *, batch_size: int = 1000) -> Metrics:

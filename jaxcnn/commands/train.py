@@ -11,6 +11,7 @@ Exit codes: 0 success, 2 bad arguments or files (one line on stderr),
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -22,9 +23,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+import optax
 
 from jaxcnn import models, train
 from jaxcnn.data import make_shapes
+from jaxcnn.layers import Layer
 
 EXIT_DIVERGED = 3
 CHECKPOINT = "checkpoint.npz"
@@ -104,11 +107,11 @@ def run_train(args: argparse.Namespace) -> int:
     config = _config(args, resumed)
     _check_writable(out)
     (train_data, test_data) = TASKS[config.model].load(config.seed)
-    model, optimizer = config.build_model(), config.build_optimizer()
+    model, optimizer = _model(config.model, config.conv), _optimizer(config.optimizer, config.lr)
     init_key, order_key = jax.random.split(jax.random.key(config.seed))
     log = _Log(quiet=args.quiet)
     if resumed is None:
-        params = _init_params(model, init_key)
+        params = _init_params(config.model, config.conv, init_key)
         opt_state, start, history = None, 0, None
     else:
         params, opt_state, start, history = (
@@ -171,7 +174,7 @@ def run_eval(args: argparse.Namespace) -> int:
     checkpoint = train.load_checkpoint(path)
     config = checkpoint.config
     _, test_data = TASKS[config.model].load(config.seed)
-    metrics = train.evaluate(config.build_model(), checkpoint.params, test_data)
+    metrics = train.evaluate(_model(config.model, config.conv), checkpoint.params, test_data)
     print(_accuracy_line(metrics, len(test_data[1])))
     return 0
 
@@ -211,9 +214,27 @@ def _config(args: argparse.Namespace, resumed: train.Checkpoint | None) -> train
     return train.TrainConfig(**{**saved, "epochs": epochs})
 
 
-def _init_params(model: Any, key: jax.Array) -> Any:
-    _, params = jax.jit(model.init, static_argnums=1)(key, (-1, *models.IMAGE_SHAPE))
-    return params
+# Models, optimizers and the jitted init are built once per process: the compiled
+# epoch and evaluation are cached on their identity, so repeated in-process runs
+# (tests, notebooks calling cli.main) do not compile the same programs again.
+@functools.cache
+def _model(name: str, conv: str) -> Layer:
+    return models.get_model(name, impl=conv)
+
+
+@functools.cache
+def _optimizer(name: str, lr: float) -> optax.GradientTransformation:
+    return train.make_optimizer(name, lr)
+
+
+@functools.cache
+def _jitted_init(name: str, conv: str) -> Callable[[jax.Array], Any]:
+    model = _model(name, conv)
+    return jax.jit(lambda key: model.init(key, (-1, *models.IMAGE_SHAPE))[1])
+
+
+def _init_params(name: str, conv: str, key: jax.Array) -> Any:
+    return _jitted_init(name, conv)(key)
 
 
 def _check_writable(out: Path) -> None:

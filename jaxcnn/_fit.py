@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from jaxcnn import _checks
 from jaxcnn._epoch import Metrics, check_dataset, evaluate_arrays, make_epoch_fn
@@ -32,8 +32,8 @@ class TrainingDivergedError(RuntimeError):
 
     def __init__(self, epoch: int, loss: float, history: History) -> None:
         super().__init__(
-            f"fit: training diverged in epoch {epoch}: the training loss is {loss} "
-            f"(try a smaller learning rate); epochs 1..{epoch - 1} were finite"
+            f"fit: training diverged in epoch {epoch}: the mean training loss is {loss} "
+            f"(try a smaller learning rate)"
         )
         self.epoch = epoch
         self.history = history

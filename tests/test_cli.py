@@ -133,6 +133,7 @@ def test_nan_loss_exits_3_and_keeps_the_last_good_checkpoint(
         (["--seed", "-1"], r"argument --seed: must be an integer >= 0"),
         (["--optimizer", "rmsprop"], r"argument --optimizer: invalid choice"),
         (["--conv", "fft"], r"argument --conv: invalid choice"),
+        (["--resume", "--overwrite"], r"argument --overwrite: not allowed with argument --resume"),
     ],
 )
 def test_bad_options(

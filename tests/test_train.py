@@ -226,7 +226,7 @@ def test_nan_loss_raises_training_diverged(small: Data) -> None:
     model = MODEL
     ends: list[EpochEnd] = []
     with pytest.raises(
-        TrainingDivergedError, match="diverged in epoch 1: the training loss is nan"
+        TrainingDivergedError, match="diverged in epoch 1: the mean training loss is nan"
     ):
         fit(
             model,

@@ -82,8 +82,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--grads", choices=["autodiff", "manual"], help="default autodiff")
     parser.add_argument("--conv", choices=["auto", "lax", "sliding"], help="default auto")
     parser.add_argument("--out", type=Path, help="run directory (default runs/MODEL)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    parser.add_argument("--overwrite", action="store_true", help="replace a run in --out")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true", help="continue the run in --out")
+    existing.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     parser.add_argument("--quiet", action="store_true", help="print only the final line")
     parser.set_defaults(handler=run_train)
 
@@ -94,78 +95,92 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     evaluator.set_defaults(handler=run_eval)
 
 
+class _Start(NamedTuple):
+    """Where training starts: fresh parameters, or a checkpoint's state."""
+
+    params: Any
+    opt_state: Any
+    epoch: int
+    history: Any
+    key: jax.Array  # the batch-order key
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train, checkpointing every epoch; print the test accuracy."""
     started = time.perf_counter()
     out = args.out if args.out is not None else Path("runs") / args.model
-    checkpoint_path = out / CHECKPOINT
-    resumed = _resume_point(args, checkpoint_path) if args.resume else None
-    if resumed is None and checkpoint_path.exists() and not args.overwrite:
+    resumed = _resume_point(args, out / CHECKPOINT) if args.resume else None
+    if resumed is None and (out / CHECKPOINT).exists() and not args.overwrite:
         raise _usage(
             f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it"
         )
     config = _config(args, resumed)
     _check_writable(out)
-    (train_data, test_data) = TASKS[config.model].load(config.seed)
-    model, optimizer = _model(config.model, config.conv), _optimizer(config.optimizer, config.lr)
-    init_key, order_key = jax.random.split(jax.random.key(config.seed))
+    train_data, test_data = TASKS[config.model].load(config.seed)
+    start = _start(config, resumed)
     log = _Log(quiet=args.quiet)
+    log.start(config, start, len(train_data[1]), len(test_data[1]))
+    try:
+        params, history = _fit(config, start, train_data, test_data, out, log)
+    except train.TrainingDivergedError as err:
+        good = err.epoch - 1
+        kept = f"{out / CHECKPOINT} keeps epoch {good}" if good else "no checkpoint was written"
+        print(f"jaxcnn train: error: {err}; {kept}", file=sys.stderr)
+        return EXIT_DIVERGED
+    metrics = train.evaluate(_model(config.model, config.conv), params, test_data)
+    summary = {"config": config.to_dict(), "history": history, "test": metrics._asdict()}
+    _write_json(out / HISTORY, summary)
+    seconds = time.perf_counter() - started
+    print(f"{_accuracy_line(metrics, len(test_data[1]))} in {seconds:.1f} s")
+    return 0
+
+
+def _start(config: train.TrainConfig, resumed: train.Checkpoint | None) -> _Start:
+    init_key, order_key = jax.random.split(jax.random.key(config.seed))
     if resumed is None:
-        params = _init_params(config.model, config.conv, init_key)
-        opt_state, start, history = None, 0, None
-    else:
-        params, opt_state, start, history = (
-            resumed.params,
-            resumed.opt_state,
-            resumed.epoch,
-            resumed.history,
-        )
-    log.start(config, models.count_params(params), len(train_data[1]), len(test_data[1]), start)
+        return _Start(_init_params(config.model, config.conv, init_key), None, 0, None, order_key)
+    return _Start(resumed.params, resumed.opt_state, resumed.epoch, resumed.history, resumed.key)
+
+
+def _fit(
+    config: train.TrainConfig,
+    start: _Start,
+    train_data: Split,
+    test_data: Split,
+    out: Path,
+    log: _Log,
+) -> tuple[Any, Any]:
+    """``train.fit`` with a checkpoint and history written after every epoch."""
 
     def on_epoch(end: train.EpochEnd) -> None:
         train.save_checkpoint(
-            checkpoint_path,
+            out / CHECKPOINT,
             params=end.params,
             opt_state=end.opt_state,
             epoch=end.epoch,
-            key=order_key,
+            key=start.key,
             config=config,
             history=end.history,
         )
         _write_json(out / HISTORY, {"config": config.to_dict(), "history": end.history})
         log.epoch(end, config.epochs)
 
-    try:
-        params, history = train.fit(
-            model,
-            params,
-            train_data,
-            optimizer=optimizer,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            key=order_key,
-            val=test_data,
-            grads=config.grads,
-            on_epoch=on_epoch,
-            opt_state=opt_state,
-            start_epoch=start,
-            history=history,
-            progress=log.bar,
-        )
-    except train.TrainingDivergedError as err:
-        kept = (
-            f"{checkpoint_path} keeps epoch {err.epoch - 1}" if err.epoch > 1 else "no checkpoint"
-        )
-        print(f"jaxcnn train: error: {err}; {kept}", file=sys.stderr)
-        return EXIT_DIVERGED
-    metrics = train.evaluate(model, params, test_data)
-    _write_json(
-        out / HISTORY,
-        {"config": config.to_dict(), "history": history, "test": metrics._asdict()},
+    return train.fit(
+        _model(config.model, config.conv),
+        start.params,
+        train_data,
+        optimizer=_optimizer(config.optimizer, config.lr),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        key=start.key,
+        val=test_data,
+        grads=config.grads,
+        on_epoch=on_epoch,
+        opt_state=start.opt_state,
+        start_epoch=start.epoch,
+        history=start.history,
+        progress=log.bar,
     )
-    seconds = time.perf_counter() - started
-    print(f"{_accuracy_line(metrics, len(test_data[1]))} in {seconds:.1f} s")
-    return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -260,12 +275,11 @@ class _Log:
         self.quiet = quiet
         self.bar = not quiet and sys.stderr.isatty()
 
-    def start(
-        self, config: train.TrainConfig, n_params: int, n_train: int, n_test: int, start: int
-    ) -> None:
+    def start(self, config: train.TrainConfig, start: _Start, n_train: int, n_test: int) -> None:
         if self.quiet:
             return
-        resume = f", resuming after epoch {start}" if start else ""
+        n_params = models.count_params(start.params)
+        resume = f", resuming after epoch {start.epoch}" if start.epoch else ""
         print(
             f"training {config.model} ({n_params:,} parameters) on {n_train} images "
             f"(testing on {n_test}): {config.optimizer} lr {config.lr:g}, batch "

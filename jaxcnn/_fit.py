@@ -119,6 +119,7 @@ def fit(
     batch_size = _checks.positive_int("fit", "batch_size", batch_size)
     epochs = _checks.positive_int("fit", "epochs", epochs)
     start_epoch = _check_start(start_epoch, epochs)
+    _check_key(key)
     epoch_fn = make_epoch_fn(model, optimizer, batch_size=batch_size, grads=grads, unroll=unroll)
     params = jax.tree.map(jnp.array, params)  # private copies: the epoch function donates them
     opt_state = optimizer.init(params) if opt_state is None else jax.tree.map(jnp.array, opt_state)
@@ -189,6 +190,17 @@ def _check_start(start_epoch: Any, epochs: int) -> int:
     if not 0 <= start_epoch <= epochs:
         raise ValueError(f"fit: start_epoch must be in [0, epochs={epochs}], got {start_epoch}")
     return start_epoch
+
+
+def _check_key(key: Any) -> None:
+    """Accept a typed PRNG key or a raw ``uint32[2]`` one."""
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key) and shape == ()
+    if not (typed or (dtype == jnp.uint32 and shape == (2,))):
+        raise TypeError(
+            f"fit: key must be a PRNG key (jax.random.key(seed)), got {type(key).__name__} "
+            f"with dtype {dtype} and shape {shape}"
+        )
 
 
 def _to_host(tree: Any) -> Any:

@@ -217,3 +217,15 @@ def test_python_dash_m_jaxcnn_in_a_subprocess(tmp_path: Path) -> None:
     assert float(final.group(1)) > 60  # one epoch of the article's settings
     assert (tmp_path / "runs" / "shapes" / "checkpoint.npz").is_file()
     assert (tmp_path / "runs" / "shapes" / "history.json").is_file()
+
+
+def test_manual_grads_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Needs jaxcnn.manual.with_manual_grads (the manual-gradients branch).
+    out = tmp_path / "run"
+    code, stdout, _ = run(
+        ["train", "shapes", "--epochs", "1", "--grads", "manual", "--out", str(out), "--quiet"],
+        capsys,
+    )
+    assert code == 0
+    assert FINAL_LINE.match(stdout.strip())
+    assert load_checkpoint(out / "checkpoint.npz").config.grads == "manual"

@@ -314,6 +314,8 @@ def test_train_config_round_trip_and_validation() -> None:
         ({"start_epoch": 1}, "fit: start_epoch=1 needs the history"),
         ({"start_epoch": 1, "history": {"train_loss": []}}, "fit: history must hold 1 entries"),
         ({"train": (np.zeros((4, 28, 28)), np.zeros(4))}, "fit: train images must be a 4-D"),
+        ({"key": 0}, "fit: key must be a PRNG key"),
+        ({"key": jax.random.split(jax.random.key(0))}, "fit: key must be a PRNG key"),
         ({"train": (np.zeros((4, 28, 28, 1)), np.zeros(3))}, r"fit: train labels must have shape"),
     ],
 )
@@ -328,7 +330,7 @@ def test_fit_rejects_bad_arguments(small: Data, kwargs: dict, match: str) -> Non
         "train": small,
     }
     args.update(kwargs)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         fit(model, init_params(model), **args)
 
 

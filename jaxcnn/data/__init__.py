@@ -12,6 +12,7 @@ from jaxcnn.data.mnist import (
     verify_mnist,
     write_idx,
 )
+from jaxcnn.data.shapes import make_shapes
 
 __all__ = [
     "MNIST_FILES",
@@ -21,6 +22,7 @@ __all__ = [
     "default_mnist_dir",
     "fetch_mnist",
     "load_mnist",
+    "make_shapes",
     "read_idx",
     "verify_mnist",
     "write_idx",

@@ -10,6 +10,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxcnn import _checks
@@ -36,7 +37,11 @@ def max_pool2d(
       ``[N, H_out, W_out, C]``.
     """
     x, window, strides, pads = prepare_pool("max_pool2d", x, size, stride, padding)
-    init = jnp.array(-jnp.inf, x.dtype)
+    # The identity must be a concrete (NumPy) scalar: lax only recognises the
+    # max/sum monoids, whose gradients exist, for concrete init values. A
+    # jnp.array here becomes a tracer under jit and the generic reduce_window
+    # it selects has no reverse-mode rule (jit(grad(...)) fails).
+    init = np.array(-np.inf, x.dtype)
     return lax.reduce_window(x, init, lax.max, *_window_args(window, strides, pads))
 
 
@@ -62,7 +67,7 @@ def avg_pool2d(
     """
     x, window, strides, pads = prepare_pool("avg_pool2d", x, size, stride, padding)
     args = _window_args(window, strides, pads)
-    sums = lax.reduce_window(x, jnp.array(0, x.dtype), lax.add, *args)
+    sums = lax.reduce_window(x, np.array(0, x.dtype), lax.add, *args)
     return sums / window_counts(x.shape, window, strides, pads, x.dtype)
 
 
@@ -106,7 +111,7 @@ def window_counts(
         return float(window[0] * window[1])
     ones = jnp.ones((1, shape[1], shape[2], 1), dtype)
     args = _window_args(window, strides, pads)
-    return lax.reduce_window(ones, jnp.array(0, dtype), lax.add, *args)
+    return lax.reduce_window(ones, np.array(0, dtype), lax.add, *args)
 
 
 def _window_args(

@@ -1,0 +1,198 @@
+"""Pooling backward passes, written out by hand (no autodiff, no select-and-scatter).
+
+Pooling has no parameters, so its backward only routes ``g = dL/dy`` back to
+the input. Both formulas loop over the ``kh * kw`` window offsets ``(i, j)``
+(never over pixels): at offset ``(i, j)`` window ``(r, c)`` reads the padded
+input pixel ``(r*sh + i, c*sw + j)``, so one strided slice gives that pixel
+for every window at once, and the gradient it receives is put back in place
+by :func:`scatter_windows`.
+
+Tie rule for max pooling: each window's gradient goes, whole, to the **first**
+maximum of the window in row-major order (smallest ``i``, then smallest
+``j``), as the article's ``np.argmax`` does. Where windows overlap
+(``stride < size``) a pixel collects the sum of what every window routed to it.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxcnn import _checks, ops
+from jaxcnn._checks import IntOrPair, Padding2D, PaddingLike, Pair
+from jaxcnn._manual_common import check_grad_shape, image_shape, offsets, shifted
+from jaxcnn._pool import prepare_pool, window_counts
+
+
+def max_pool2d_backward(
+    x: Any,
+    g: Any,
+    *,
+    size: IntOrPair = 2,
+    stride: IntOrPair | None = None,
+    padding: PaddingLike = "valid",
+    out: Any = None,
+) -> jax.Array:
+    """Gradient of ``max_pool2d(x, size, stride, padding)``: route to the first max.
+
+    ``dx[p] = sum over windows W containing p of g[W] * [p is W's first maximum]``,
+    first in row-major order inside the window. Padded positions never win.
+
+    Args:
+      x: ``[N, H, W, C]`` the forward input.
+      g: ``[N, H_out, W_out, C]`` upstream gradient.
+      size: window, int or ``(kh, kw)``.
+      stride: int or ``(sh, sw)``; ``None`` means ``size``.
+      padding: as for :func:`jaxcnn.ops.max_pool2d`.
+      out: optional ``[N, H_out, W_out, C]`` forward output (saves recomputing it).
+
+    Returns:
+      ``[N, H, W, C]``.
+    """
+    fn = "max_pool2d_backward"
+    x, g, window, strides, pads = _prepare(fn, x, g, size, stride, padding)
+    y = ops.max_pool2d(x, window, strides, pads) if out is None else _as_out(fn, out, g)
+    xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=-jnp.inf)
+    zero = jnp.zeros((), g.dtype)
+    taken = jnp.zeros(g.shape, bool)
+    parts = []
+    for offset in offsets(window):
+        hit = (shifted(xp, offset, (g.shape[1], g.shape[2]), strides) == y) & ~taken
+        taken = taken | hit
+        parts.append(jnp.where(hit, g, zero))
+    return _crop(scatter_windows(parts, xp.shape, window, strides), x.shape, pads)
+
+
+def avg_pool2d_backward(
+    x: Any,
+    g: Any,
+    *,
+    size: IntOrPair = 2,
+    stride: IntOrPair | None = None,
+    padding: PaddingLike = "valid",
+) -> jax.Array:
+    """Gradient of ``avg_pool2d``: each window spreads ``g / count`` evenly.
+
+    ``dx[p] = sum over windows W containing p of g[W] / count[W]``, where
+    ``count`` is the number of real (unpadded) pixels in ``W``.
+
+    Args:
+      x: ``[N, H, W, C]`` the forward input (only its shape and dtype matter).
+      g: ``[N, H_out, W_out, C]``.
+      size, stride, padding: as for :func:`jaxcnn.ops.avg_pool2d`.
+
+    Returns:
+      ``[N, H, W, C]``.
+    """
+    x, g, window, strides, pads = _prepare("avg_pool2d_backward", x, g, size, stride, padding)
+    share = g / window_counts(x.shape, window, strides, pads, g.dtype)
+    padded_shape = (x.shape[0], x.shape[1] + sum(pads[0]), x.shape[2] + sum(pads[1]), x.shape[3])
+    parts = [share] * (window[0] * window[1])
+    return _crop(scatter_windows(parts, padded_shape, window, strides), x.shape, pads)
+
+
+def global_avg_pool2d_backward(g: Any, x_shape: Sequence[int]) -> jax.Array:
+    """Gradient of ``global_avg_pool2d``: ``dx[n, r, c, ch] = g[n, ch] / (H * W)``.
+
+    Args:
+      g: ``[N, C]``.
+      x_shape: ``(N, H, W, C)`` of the forward input.
+
+    Returns:
+      ``[N, H, W, C]``.
+    """
+    fn = "global_avg_pool2d_backward"
+    g = _checks.as_float_array(fn, "g", g)
+    _checks.check_rank(fn, "g", g, "N, C")
+    n, h, w, c = image_shape(fn, x_shape)
+    check_grad_shape(fn, g, (n, c))
+    share = g / jnp.asarray(h * w, g.dtype)
+    return jnp.broadcast_to(share.reshape(n, 1, 1, c), (n, h, w, c))
+
+
+def scatter_windows(
+    parts: Sequence[jax.Array], padded_shape: tuple[int, ...], window: Pair, strides: Pair
+) -> jax.Array:
+    """Put each offset's ``[N, H_out, W_out, C]`` values back on the padded grid.
+
+    ``parts[i * kw + j][n, r, c]`` lands on ``(r*sh + i, c*sw + j)``; values
+    landing on one pixel add up. Windows that do not overlap (``stride >=
+    size``) interleave, with no additions; overlapping ones are placed with
+    ``lax.pad`` (interior padding ``stride - 1``) and summed.
+    """
+    if strides[0] >= window[0] and strides[1] >= window[1]:
+        return _interleave(parts, padded_shape, window, strides)
+    out_h, out_w = parts[0].shape[1], parts[0].shape[2]
+    zero = jnp.zeros((), parts[0].dtype)
+    placed = (
+        lax.pad(
+            part,
+            zero,
+            (
+                (0, 0, 0),
+                (i, padded_shape[1] - i - (out_h - 1) * strides[0] - 1, strides[0] - 1),
+                (j, padded_shape[2] - j - (out_w - 1) * strides[1] - 1, strides[1] - 1),
+                (0, 0, 0),
+            ),
+        )
+        for part, (i, j) in zip(parts, offsets(window), strict=True)
+    )
+    return functools.reduce(operator.add, placed)
+
+
+def _interleave(
+    parts: Sequence[jax.Array], padded_shape: tuple[int, ...], window: Pair, strides: Pair
+) -> jax.Array:
+    """Non-overlapping windows: stack offsets as ``[N, H_out, sh, W_out, sw, C]``."""
+    n, out_h, out_w, c = parts[0].shape
+    gap = jnp.zeros_like(parts[0])
+    kw = window[1]
+    rows = [
+        jnp.stack([parts[i * kw + j] if j < kw else gap for j in range(strides[1])], axis=3)
+        if i < window[0]
+        else jnp.stack([gap] * strides[1], axis=3)
+        for i in range(strides[0])
+    ]
+    grid = jnp.stack(rows, axis=2).reshape(n, out_h * strides[0], out_w * strides[1], c)
+    grid = grid[:, : padded_shape[1], : padded_shape[2]]  # a stride > size overshoots
+    rest_h, rest_w = padded_shape[1] - grid.shape[1], padded_shape[2] - grid.shape[2]
+    return jnp.pad(grid, ((0, 0), (0, rest_h), (0, rest_w), (0, 0)))
+
+
+def _crop(dxp: jax.Array, x_shape: tuple[int, ...], pads: Padding2D) -> jax.Array:
+    (top, _), (left, _) = pads
+    return dxp[:, top : top + x_shape[1], left : left + x_shape[2], :]
+
+
+def _prepare(
+    fn: str, x: Any, g: Any, size: Any, stride: Any, padding: Any
+) -> tuple[jax.Array, jax.Array, Pair, Pair, Padding2D]:
+    x, window, strides, pads = prepare_pool(fn, x, size, stride, padding)
+    g = _checks.as_float_array(fn, "g", g)
+    _checks.check_rank(fn, "g", g, "N, H_out, W_out, C")
+    _checks.check_same_dtype(fn, x=x, g=g)
+    expected = (
+        x.shape[0],
+        _checks.output_length(x.shape[1], window[0], strides[0], *pads[0]),
+        _checks.output_length(x.shape[2], window[1], strides[1], *pads[1]),
+        x.shape[3],
+    )
+    check_grad_shape(fn, g, expected)
+    return x, g, window, strides, pads
+
+
+def _as_out(fn: str, out: Any, g: jax.Array) -> jax.Array:
+    out = _checks.as_float_array(fn, "out", out)
+    if out.shape != g.shape:
+        raise ValueError(
+            f"{fn}: out must have the forward output's shape {tuple(g.shape)}, "
+            f"got {tuple(out.shape)}"
+        )
+    _checks.check_same_dtype(fn, out=out, g=g)
+    return out

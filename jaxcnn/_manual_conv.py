@@ -27,10 +27,19 @@ from jax import lax
 
 from jaxcnn import _checks, ops
 from jaxcnn._checks import IntOrPair, Padding2D, PaddingLike, Pair
-from jaxcnn._manual_common import check_grad_shape, shifted
+from jaxcnn._manual_common import (
+    check_grad_shape,
+    crop_padding,
+    offsets,
+    scatter_windows,
+    shifted,
+)
 
 _HIGHEST = lax.Precision.HIGHEST
 _BACKWARD_IMPLS = ("auto", "lax", "sliding")
+# impl="auto" computes dw with lax only below both limits (measured, docs/gradients.md).
+_DW_LAX_MAX_ROWS = 32 * 28 * 28
+_DW_LAX_MAX_CHANNELS = 32
 
 
 def conv2d_backward(
@@ -50,55 +59,91 @@ def conv2d_backward(
       g: ``[N, H_out, W_out, C_out]`` upstream gradient ``dL/dy``.
       stride: int or ``(sh, sw)``, as in the forward call.
       padding: ``"valid"``, ``"same"``, an int or ``((top, bottom), (left, right))``.
-      impl: how the two sums run. ``"sliding"``: a Python loop over the
-        ``kh * kw`` kernel offsets, one strided slice and one matmul each (the
-        article's formula, vectorised over pixels). ``"lax"``: the same sums
-        handed to ``lax.conv_general_dilated``. ``"auto"``: as
-        :func:`jaxcnn.ops.choose_impl` picks for the forward pass.
+      impl: how the sums run; every choice computes the same numbers.
+        ``"sliding"``: a Python loop over the ``kh * kw`` kernel offsets with
+        one strided slice and one matmul each (the article's loops, vectorised
+        over pixels); ``dx`` scatters each offset's ``g @ w[i, j].T`` back to
+        the pixels that offset read. ``"lax"``: ``dw`` as one
+        ``lax.conv_general_dilated`` and ``dx`` as the full correlation with
+        the flipped kernel. ``"auto"``: the faster per gradient, as measured
+        on a 2-core CPU (docs/gradients.md): ``dx`` sliding; ``dw`` lax for
+        small problems (``N * H_out * W_out <= 25088`` and
+        ``C_in * C_out <= 32``), sliding otherwise.
 
     Returns:
       ``(dx, dw, db)`` with the shapes of ``x``, ``w`` and ``[C_out]``.
     """
     fn = "conv2d_backward"
     x, w, g, strides, pads = _prepare(fn, x, w, g, stride, padding)
-    chosen = _choose(fn, impl, x.shape, w.shape)
-    db = jnp.sum(g, axis=(0, 1, 2))
-    return (
-        _input_grad(x.shape, w, g, strides, pads, chosen),
-        _kernel_grad(x, w.shape, g, strides, pads, chosen),
-        db,
-    )
+    dx_impl, dw_impl = _choose(fn, impl, w.shape, g.shape)
+    if dx_impl == "lax":
+        dx = _input_grad_correlation(x.shape, w, g, strides, pads)
+    else:
+        dx = _input_grad_scatter(x.shape, w, g, strides, pads)
+    return dx, _kernel_grad(x, w.shape, g, strides, pads, dw_impl), jnp.sum(g, axis=(0, 1, 2))
 
 
-def _input_grad(
-    x_shape: tuple[int, ...],
-    w: jax.Array,
-    g: jax.Array,
-    strides: Pair,
-    pads: Padding2D,
-    impl: ops.ConvImpl,
+def _input_grad_correlation(
+    x_shape: tuple[int, ...], w: jax.Array, g: jax.Array, strides: Pair, pads: Padding2D
 ) -> jax.Array:
     """``dx``: full correlation of the stride-dilated ``g`` with the flipped kernel."""
-    kh, kw = w.shape[0], w.shape[1]
-    padded_h, padded_w = x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1])
-    # Rows/columns of the padded input that no window reached get zero gradient.
-    spare_h = padded_h - ((g.shape[1] - 1) * strides[0] + kh)
-    spare_w = padded_w - ((g.shape[2] - 1) * strides[1] + kw)
-    zero = jnp.zeros((), g.dtype)
-    spread = lax.pad(
-        g,
-        zero,
-        (
-            (0, 0, 0),
-            (kh - 1, kh - 1 + spare_h, strides[0] - 1),
-            (kw - 1, kw - 1 + spare_w, strides[1] - 1),
-            (0, 0, 0),
-        ),
+    padded = (x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]))
+    spread = spread_gradient(g, (w.shape[0], w.shape[1]), strides, padded)
+    dxp = ops.conv2d(spread, flip_kernel(w), impl="lax")  # [N, H + pads, W + pads, C_in]
+    return crop_padding(dxp, x_shape, pads)
+
+
+def _input_grad_scatter(
+    x_shape: tuple[int, ...], w: jax.Array, g: jax.Array, strides: Pair, pads: Padding2D
+) -> jax.Array:
+    """``dx``: offset ``(i, j)`` of every window sends ``g @ w[i, j].T`` back.
+
+    The same sum as the full correlation, read the other way round: output
+    pixel ``(r, c)`` read ``xp[r*sh + i, c*sw + j]`` with weight ``w[i, j]``,
+    so that input pixel receives ``g[r, c] @ w[i, j].T``.
+    """
+    window = (w.shape[0], w.shape[1])
+    parts = [jnp.matmul(g, w[i, j].T, precision=_HIGHEST) for i, j in offsets(window)]
+    padded_shape = (
+        x_shape[0],
+        x_shape[1] + sum(pads[0]),
+        x_shape[2] + sum(pads[1]),
+        x_shape[3],
     )
-    flipped = jnp.transpose(w[::-1, ::-1], (0, 1, 3, 2))  # [kh, kw, C_out, C_in]
-    dxp = ops.conv2d(spread, flipped, impl=impl)  # [N, H + pads, W + pads, C_in]
-    (top, _), (left, _) = pads
-    return dxp[:, top : top + x_shape[1], left : left + x_shape[2], :]
+    return crop_padding(scatter_windows(parts, padded_shape, window, strides), x_shape, pads)
+
+
+def spread_gradient(g: jax.Array, window: Pair, strides: Pair, padded: Pair) -> jax.Array:
+    """Dilate ``g`` by the stride and pad it for a "full" correlation.
+
+    ``s - 1`` zeros go between neighbouring pixels (where the strided forward
+    pass skipped positions) and ``k - 1`` zeros around, plus zeros for padded
+    rows/columns that no window reached, so that a valid ``k``-correlation of
+    the result has the padded input's size ``padded``.
+
+    Args:
+      g: ``[N, H_out, W_out, C_out]``.
+      window: ``(kh, kw)``.
+      strides: ``(sh, sw)``.
+      padded: ``(H + pad_h, W + pad_w)`` of the forward's padded input.
+
+    Returns:
+      ``[N, padded_h + kh - 1, padded_w + kw - 1, C_out]``.
+    """
+    axes = []
+    for axis in range(2):
+        k, s, out = window[axis], strides[axis], g.shape[1 + axis]
+        unreached = padded[axis] - ((out - 1) * s + k)
+        axes.append((k - 1, k - 1 + unreached, s - 1))
+    return lax.pad(g, jnp.zeros((), g.dtype), ((0, 0, 0), axes[0], axes[1], (0, 0, 0)))
+
+
+def flip_kernel(w: jax.Array) -> jax.Array:
+    """``[kh, kw, C_in, C_out] -> [kh, kw, C_out, C_in]``, rotated 180 degrees.
+
+    ``flipped[i, j, o, ci] = w[kh - 1 - i, kw - 1 - j, ci, o]``.
+    """
+    return jnp.transpose(w[::-1, ::-1], (0, 1, 3, 2))
 
 
 def _kernel_grad(
@@ -113,16 +158,17 @@ def _kernel_grad(
     xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
     if impl == "lax":
         return _kernel_grad_lax(xp, w_shape, g, strides)
-    kh, kw = w_shape[0], w_shape[1]
     out = (g.shape[1], g.shape[2])
+    contract = (((0, 1, 2), (0, 1, 2)), ((), ()))
     blocks = [
         [
-            jnp.einsum("nrcm,nrco->mo", shifted(xp, (i, j), out, strides), g, precision=_HIGHEST)
-            for j in range(kw)
+            # [C_out, C_in]: g on the left, as XLA's own transpose rule does.
+            lax.dot_general(g, shifted(xp, (i, j), out, strides), contract, precision=_HIGHEST)
+            for j in range(w_shape[1])
         ]
-        for i in range(kh)
+        for i in range(w_shape[0])
     ]
-    return jnp.stack([jnp.stack(row) for row in blocks])
+    return jnp.transpose(jnp.stack([jnp.stack(row) for row in blocks]), (0, 1, 3, 2))
 
 
 def _kernel_grad_lax(
@@ -146,11 +192,17 @@ def _kernel_grad_lax(
     return dw[: w_shape[0], : w_shape[1]]
 
 
-def _choose(fn: str, impl: Any, x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> ops.ConvImpl:
+def _choose(
+    fn: str, impl: Any, w_shape: tuple[int, ...], g_shape: tuple[int, ...]
+) -> tuple[str, str]:
+    """``(dx_impl, dw_impl)`` for ``impl``; see :func:`conv2d_backward`."""
     if impl not in _BACKWARD_IMPLS:
         raise ValueError(f"{fn}: impl must be one of {_BACKWARD_IMPLS}, got {impl!r}")
-    chosen = ops.choose_impl(x_shape, w_shape) if impl == "auto" else impl
-    return "lax" if chosen == "lax" else "sliding"
+    if impl != "auto":
+        return str(impl), str(impl)
+    rows = g_shape[0] * g_shape[1] * g_shape[2]
+    small = rows <= _DW_LAX_MAX_ROWS and w_shape[2] * w_shape[3] <= _DW_LAX_MAX_CHANNELS
+    return "sliding", "lax" if small else "sliding"
 
 
 def _prepare(

@@ -15,18 +15,22 @@ maximum of the window in row-major order (smallest ``i``, then smallest
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from jaxcnn import _checks, ops
 from jaxcnn._checks import IntOrPair, Padding2D, PaddingLike, Pair
-from jaxcnn._manual_common import check_grad_shape, image_shape, offsets, shifted
+from jaxcnn._manual_common import (
+    check_grad_shape,
+    crop_padding,
+    image_shape,
+    offsets,
+    scatter_windows,
+    shifted,
+)
 from jaxcnn._pool import prepare_pool, window_counts
 
 
@@ -66,7 +70,7 @@ def max_pool2d_backward(
         hit = (shifted(xp, offset, (g.shape[1], g.shape[2]), strides) == y) & ~taken
         taken = taken | hit
         parts.append(jnp.where(hit, g, zero))
-    return _crop(scatter_windows(parts, xp.shape, window, strides), x.shape, pads)
+    return crop_padding(scatter_windows(parts, xp.shape, window, strides), x.shape, pads)
 
 
 def avg_pool2d_backward(
@@ -94,7 +98,7 @@ def avg_pool2d_backward(
     share = g / window_counts(x.shape, window, strides, pads, g.dtype)
     padded_shape = (x.shape[0], x.shape[1] + sum(pads[0]), x.shape[2] + sum(pads[1]), x.shape[3])
     parts = [share] * (window[0] * window[1])
-    return _crop(scatter_windows(parts, padded_shape, window, strides), x.shape, pads)
+    return crop_padding(scatter_windows(parts, padded_shape, window, strides), x.shape, pads)
 
 
 def global_avg_pool2d_backward(g: Any, x_shape: Sequence[int]) -> jax.Array:
@@ -114,60 +118,6 @@ def global_avg_pool2d_backward(g: Any, x_shape: Sequence[int]) -> jax.Array:
     check_grad_shape(fn, g, (n, c))
     share = g / jnp.asarray(h * w, g.dtype)
     return jnp.broadcast_to(share.reshape(n, 1, 1, c), (n, h, w, c))
-
-
-def scatter_windows(
-    parts: Sequence[jax.Array], padded_shape: tuple[int, ...], window: Pair, strides: Pair
-) -> jax.Array:
-    """Put each offset's ``[N, H_out, W_out, C]`` values back on the padded grid.
-
-    ``parts[i * kw + j][n, r, c]`` lands on ``(r*sh + i, c*sw + j)``; values
-    landing on one pixel add up. Windows that do not overlap (``stride >=
-    size``) interleave, with no additions; overlapping ones are placed with
-    ``lax.pad`` (interior padding ``stride - 1``) and summed.
-    """
-    if strides[0] >= window[0] and strides[1] >= window[1]:
-        return _interleave(parts, padded_shape, window, strides)
-    out_h, out_w = parts[0].shape[1], parts[0].shape[2]
-    zero = jnp.zeros((), parts[0].dtype)
-    placed = (
-        lax.pad(
-            part,
-            zero,
-            (
-                (0, 0, 0),
-                (i, padded_shape[1] - i - (out_h - 1) * strides[0] - 1, strides[0] - 1),
-                (j, padded_shape[2] - j - (out_w - 1) * strides[1] - 1, strides[1] - 1),
-                (0, 0, 0),
-            ),
-        )
-        for part, (i, j) in zip(parts, offsets(window), strict=True)
-    )
-    return functools.reduce(operator.add, placed)
-
-
-def _interleave(
-    parts: Sequence[jax.Array], padded_shape: tuple[int, ...], window: Pair, strides: Pair
-) -> jax.Array:
-    """Non-overlapping windows: stack offsets as ``[N, H_out, sh, W_out, sw, C]``."""
-    n, out_h, out_w, c = parts[0].shape
-    gap = jnp.zeros_like(parts[0])
-    kw = window[1]
-    rows = [
-        jnp.stack([parts[i * kw + j] if j < kw else gap for j in range(strides[1])], axis=3)
-        if i < window[0]
-        else jnp.stack([gap] * strides[1], axis=3)
-        for i in range(strides[0])
-    ]
-    grid = jnp.stack(rows, axis=2).reshape(n, out_h * strides[0], out_w * strides[1], c)
-    grid = grid[:, : padded_shape[1], : padded_shape[2]]  # a stride > size overshoots
-    rest_h, rest_w = padded_shape[1] - grid.shape[1], padded_shape[2] - grid.shape[2]
-    return jnp.pad(grid, ((0, 0), (0, rest_h), (0, rest_w), (0, 0)))
-
-
-def _crop(dxp: jax.Array, x_shape: tuple[int, ...], pads: Padding2D) -> jax.Array:
-    (top, _), (left, _) = pads
-    return dxp[:, top : top + x_shape[1], left : left + x_shape[2], :]
 
 
 def _prepare(

@@ -179,11 +179,9 @@ def _dense_backward(cfg: Config, p: Params, x: jax.Array, y: jax.Array, g: jax.A
 
 
 def _max_pool_backward(cfg: Config, p: Params, x: jax.Array, y: jax.Array, g: jax.Array) -> Any:
-    del p
+    del p, y
     padding = cfg.get("padding", "valid")
-    return max_pool2d_backward(
-        x, g, size=cfg["size"], stride=cfg["stride"], padding=padding, out=y
-    ), {}
+    return max_pool2d_backward(x, g, size=cfg["size"], stride=cfg["stride"], padding=padding), {}
 
 
 def _avg_pool_backward(cfg: Config, p: Params, x: jax.Array, y: jax.Array, g: jax.Array) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxcnn import _checks, ops
+from jaxcnn import _checks
 from jaxcnn._checks import IntOrPair, Padding2D, PaddingLike, Pair
 from jaxcnn._manual_common import (
     check_grad_shape,
@@ -41,12 +41,19 @@ def max_pool2d_backward(
     size: IntOrPair = 2,
     stride: IntOrPair | None = None,
     padding: PaddingLike = "valid",
-    out: Any = None,
 ) -> jax.Array:
     """Gradient of ``max_pool2d(x, size, stride, padding)``: route to the first max.
 
     ``dx[p] = sum over windows W containing p of g[W] * [p is W's first maximum]``,
     first in row-major order inside the window. Padded positions never win.
+
+    The winner is found by one running comparison over the window offsets
+    (``>``, so an equal later value never displaces an earlier one), and only
+    its *index* is used afterwards. Comparing pixels with a separately
+    computed maximum (``x == max_pool2d(x)``) would be fragile: under ``jit``
+    XLA may recompute ``x`` (say ``relu(conv(...))``) in two fusions with
+    different rounding, and a window whose pixels all miss the recomputed
+    maximum would lose its gradient.
 
     Args:
       x: ``[N, H, W, C]`` the forward input.
@@ -54,22 +61,24 @@ def max_pool2d_backward(
       size: window, int or ``(kh, kw)``.
       stride: int or ``(sh, sw)``; ``None`` means ``size``.
       padding: as for :func:`jaxcnn.ops.max_pool2d`.
-      out: optional ``[N, H_out, W_out, C]`` forward output (saves recomputing it).
 
     Returns:
       ``[N, H, W, C]``.
     """
     fn = "max_pool2d_backward"
     x, g, window, strides, pads = _prepare(fn, x, g, size, stride, padding)
-    y = ops.max_pool2d(x, window, strides, pads) if out is None else _as_out(fn, out, g)
     xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=-jnp.inf)
+    out = (g.shape[1], g.shape[2])
+    windows = offsets(window)
+    best = shifted(xp, windows[0], out, strides)
+    winner = jnp.zeros(g.shape, jnp.int32)
+    for k, offset in enumerate(windows[1:], start=1):
+        candidate = shifted(xp, offset, out, strides)
+        better = candidate > best
+        best = jnp.where(better, candidate, best)
+        winner = jnp.where(better, jnp.int32(k), winner)
     zero = jnp.zeros((), g.dtype)
-    taken = jnp.zeros(g.shape, bool)
-    parts = []
-    for offset in offsets(window):
-        hit = (shifted(xp, offset, (g.shape[1], g.shape[2]), strides) == y) & ~taken
-        taken = taken | hit
-        parts.append(jnp.where(hit, g, zero))
+    parts = [jnp.where(winner == k, g, zero) for k in range(len(windows))]
     return crop_padding(scatter_windows(parts, xp.shape, window, strides), x.shape, pads)
 
 
@@ -135,14 +144,3 @@ def _prepare(
     )
     check_grad_shape(fn, g, expected)
     return x, g, window, strides, pads
-
-
-def _as_out(fn: str, out: Any, g: jax.Array) -> jax.Array:
-    out = _checks.as_float_array(fn, "out", out)
-    if out.shape != g.shape:
-        raise ValueError(
-            f"{fn}: out must have the forward output's shape {tuple(g.shape)}, "
-            f"got {tuple(out.shape)}"
-        )
-    _checks.check_same_dtype(fn, out=out, g=g)
-    return out

@@ -142,13 +142,11 @@ def _max_pool(x: jax.Array, window: Pair, strides: Pair, pads: Padding2D) -> jax
 def _max_pool_fwd(
     x: jax.Array, window: Pair, strides: Pair, pads: Padding2D
 ) -> tuple[jax.Array, Any]:
-    y = ops.max_pool2d(x, window, strides, pads)
-    return y, (x, y)
+    return ops.max_pool2d(x, window, strides, pads), x
 
 
-def _max_pool_bwd(window: Pair, strides: Pair, pads: Padding2D, res: Any, g: jax.Array) -> Any:
-    x, y = res
-    return (max_pool2d_backward(x, g, size=window, stride=strides, padding=pads, out=y),)
+def _max_pool_bwd(window: Pair, strides: Pair, pads: Padding2D, x: Any, g: jax.Array) -> Any:
+    return (max_pool2d_backward(x, g, size=window, stride=strides, padding=pads),)
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)

@@ -70,16 +70,31 @@ def max_pool2d_backward(
     xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=-jnp.inf)
     out = (g.shape[1], g.shape[2])
     windows = offsets(window)
-    best = shifted(xp, windows[0], out, strides)
-    winner = jnp.zeros(g.shape, jnp.int32)
-    for k, offset in enumerate(windows[1:], start=1):
-        candidate = shifted(xp, offset, out, strides)
-        better = candidate > best
-        best = jnp.where(better, candidate, best)
-        winner = jnp.where(better, jnp.int32(k), winner)
+    winner = first_max([shifted(xp, offset, out, strides) for offset in windows])
     zero = jnp.zeros((), g.dtype)
     parts = [jnp.where(winner == k, g, zero) for k in range(len(windows))]
     return crop_padding(scatter_windows(parts, xp.shape, window, strides), x.shape, pads)
+
+
+def first_max(candidates: Sequence[jax.Array]) -> jax.Array:
+    """Index of the first maximum across equally shaped arrays, elementwise.
+
+    One running comparison with ``>``: a later candidate only takes over when
+    it is strictly larger, so ties keep the earliest (row-major) one.
+
+    Args:
+      candidates: ``K`` arrays of one shape, e.g. ``[N, H_out, W_out, C]``.
+
+    Returns:
+      ``int32`` array of that shape with values in ``[0, K)``.
+    """
+    best = candidates[0]
+    winner = jnp.zeros(best.shape, jnp.int32)
+    for k, candidate in enumerate(candidates[1:], start=1):
+        better = candidate > best
+        best = jnp.where(better, candidate, best)
+        winner = jnp.where(better, jnp.int32(k), winner)
+    return winner
 
 
 def avg_pool2d_backward(

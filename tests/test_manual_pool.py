@@ -100,8 +100,15 @@ def test_tie_invariants_for_non_overlapping_windows() -> None:
     assert np.mean(is_max.sum(axis=-1) > 1) > 0.3  # the input really is full of ties
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
-@pytest.mark.parametrize("mode", ["eager", "jit"])
+@pytest.mark.parametrize(
+    ("dtype", "mode"),
+    [
+        (jnp.float32, "jit"),
+        (jnp.float32, "eager"),
+        pytest.param(jnp.float64, "jit", marks=pytest.mark.slow),
+        pytest.param(jnp.float64, "eager", marks=pytest.mark.slow),
+    ],
+)
 def test_jax_grad_of_reduce_window_also_picks_the_first_max(dtype: Any, mode: str) -> None:
     """Documented comparison: JAX's select-and-scatter gradient, same tie rule.
 
@@ -116,7 +123,7 @@ def test_jax_grad_of_reduce_window_also_picks_the_first_max(dtype: Any, mode: st
     tol = 1e-12 if dtype == jnp.float64 else 1e-6
     with jax.enable_x64(dtype == jnp.float64):
         x = jnp.asarray(rng.integers(0, 2, size=(2, 7, 6, 2)), dtype)
-        for size, stride in [(2, 2), (3, 1), (2, 1)]:
+        for size, stride in [(2, 2), (3, 1)]:  # touching and overlapping windows
             y = ops.max_pool2d(x, size, stride)
             g = jnp.asarray(rng.random(size=y.shape) + 0.5, dtype)
 

@@ -37,9 +37,6 @@ from jaxcnn._manual_common import (
 
 _HIGHEST = lax.Precision.HIGHEST
 _BACKWARD_IMPLS = ("auto", "lax", "sliding")
-# impl="auto" computes dw with lax only below both limits (measured, docs/gradients.md).
-_DW_LAX_MAX_ROWS = 32 * 28 * 28
-_DW_LAX_MAX_CHANNELS = 32
 
 
 def conv2d_backward(
@@ -65,17 +62,16 @@ def conv2d_backward(
         over pixels); ``dx`` scatters each offset's ``g @ w[i, j].T`` back to
         the pixels that offset read. ``"lax"``: ``dw`` as one
         ``lax.conv_general_dilated`` and ``dx`` as the full correlation with
-        the flipped kernel. ``"auto"``: the faster per gradient, as measured
-        on a 2-core CPU (docs/gradients.md): ``dx`` sliding; ``dw`` lax for
-        small problems (``N * H_out * W_out <= 25088`` and
-        ``C_in * C_out <= 32``), sliding otherwise.
+        the flipped kernel. ``"auto"`` (default): ``"sliding"``, the faster on
+        CPU as measured (docs/gradients.md); XLA's weight-gradient convolution
+        is also ~25x slower inside ``lax.scan`` than outside.
 
     Returns:
       ``(dx, dw, db)`` with the shapes of ``x``, ``w`` and ``[C_out]``.
     """
     fn = "conv2d_backward"
     x, w, g, strides, pads = _prepare(fn, x, w, g, stride, padding)
-    dx_impl, dw_impl = _choose(fn, impl, w.shape, g.shape)
+    dx_impl, dw_impl = _choose(fn, impl)
     if dx_impl == "lax":
         dx = _input_grad_correlation(x.shape, w, g, strides, pads)
     else:
@@ -192,17 +188,12 @@ def _kernel_grad_lax(
     return dw[: w_shape[0], : w_shape[1]]
 
 
-def _choose(
-    fn: str, impl: Any, w_shape: tuple[int, ...], g_shape: tuple[int, ...]
-) -> tuple[str, str]:
+def _choose(fn: str, impl: Any) -> tuple[str, str]:
     """``(dx_impl, dw_impl)`` for ``impl``; see :func:`conv2d_backward`."""
     if impl not in _BACKWARD_IMPLS:
         raise ValueError(f"{fn}: impl must be one of {_BACKWARD_IMPLS}, got {impl!r}")
-    if impl != "auto":
-        return str(impl), str(impl)
-    rows = g_shape[0] * g_shape[1] * g_shape[2]
-    small = rows <= _DW_LAX_MAX_ROWS and w_shape[2] * w_shape[3] <= _DW_LAX_MAX_CHANNELS
-    return "sliding", "lax" if small else "sliding"
+    chosen = "sliding" if impl == "auto" else str(impl)
+    return chosen, chosen
 
 
 def _prepare(

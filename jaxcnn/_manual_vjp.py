@@ -41,6 +41,7 @@ def conv2d(
     stride: IntOrPair = 1,
     padding: PaddingLike = "valid",
     impl: ops.ConvImpl = "auto",
+    backward_impl: ops.ConvImpl = "auto",
 ) -> jax.Array:
     """``ops.conv2d`` whose gradient is :func:`conv2d_backward`.
 
@@ -48,34 +49,60 @@ def conv2d(
       x: ``[N, H, W, C_in]``.
       w: ``[kh, kw, C_in, C_out]``.
       b: optional ``[C_out]``.
-      stride, padding, impl: as for :func:`jaxcnn.ops.conv2d`; ``impl`` also
-        chooses how the backward sums run.
+      stride, padding, impl: as for :func:`jaxcnn.ops.conv2d` (``impl`` is
+        the forward pass's).
+      backward_impl: ``impl`` of :func:`conv2d_backward`; independent of the
+        forward's, because the fastest choices differ (docs/gradients.md).
 
     Returns:
       ``[N, H_out, W_out, C_out]``.
     """
     x, w, b, strides, pads = _prepare_conv("conv2d", x, w, b, stride, padding)
-    if impl not in ("auto", "lax", "sliding"):
-        raise ValueError(f"conv2d: impl must be one of ('auto', 'lax', 'sliding'), got {impl!r}")
-    return _conv(x, w, b, strides, pads, impl)
+    for name, value in (("impl", impl), ("backward_impl", backward_impl)):
+        if value not in ("auto", "lax", "sliding"):
+            raise ValueError(
+                f"conv2d: {name} must be one of ('auto', 'lax', 'sliding'), got {value!r}"
+            )
+    return _conv(x, w, b, strides, pads, impl, backward_impl)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
 def _conv(
-    x: jax.Array, w: jax.Array, b: Any, strides: Pair, pads: Padding2D, impl: ops.ConvImpl
+    x: jax.Array,
+    w: jax.Array,
+    b: Any,
+    strides: Pair,
+    pads: Padding2D,
+    impl: ops.ConvImpl,
+    backward_impl: ops.ConvImpl,
 ) -> jax.Array:
     return ops.conv2d(x, w, b, stride=strides, padding=pads, impl=impl)
 
 
 def _conv_fwd(
-    x: jax.Array, w: jax.Array, b: Any, strides: Pair, pads: Padding2D, impl: ops.ConvImpl
+    x: jax.Array,
+    w: jax.Array,
+    b: Any,
+    strides: Pair,
+    pads: Padding2D,
+    impl: ops.ConvImpl,
+    backward_impl: ops.ConvImpl,
 ) -> tuple[jax.Array, Any]:
-    return _conv(x, w, b, strides, pads, impl), (x, w, b is None)
+    y = ops.conv2d(x, w, b, stride=strides, padding=pads, impl=impl)
+    return y, (x, w, b is None)
 
 
-def _conv_bwd(strides: Pair, pads: Padding2D, impl: ops.ConvImpl, res: Any, g: jax.Array) -> Any:
+def _conv_bwd(
+    strides: Pair,
+    pads: Padding2D,
+    impl: ops.ConvImpl,
+    backward_impl: ops.ConvImpl,
+    res: Any,
+    g: jax.Array,
+) -> Any:
+    del impl
     x, w, no_bias = res
-    dx, dw, db = conv2d_backward(x, w, g, stride=strides, padding=pads, impl=impl)
+    dx, dw, db = conv2d_backward(x, w, g, stride=strides, padding=pads, impl=backward_impl)
     return dx, dw, None if no_bias else db
 
 

@@ -136,7 +136,7 @@ def test_conv2d_custom_vjp_matches_vjp(impl: Any, stride: Any, padding: Any) -> 
         b = jnp.asarray(rng.normal(size=4))
         y, vjp = jax.vjp(lambda x, w, b: ops.conv2d(x, w, b, **conf, impl=impl), x, w, b)
         y_custom, custom_vjp = jax.vjp(
-            lambda x, w, b: manual.conv2d(x, w, b, **conf, impl=impl), x, w, b
+            lambda x, w, b: manual.conv2d(x, w, b, **conf, impl=impl, backward_impl=impl), x, w, b
         )
         np.testing.assert_array_equal(y_custom, y)
         g = random_like(rng, y)

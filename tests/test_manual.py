@@ -105,13 +105,18 @@ def assert_trees_close(got: Any, want: Any) -> None:
 
 
 @settings(max_examples=CORE_EXAMPLES)
-@given(case=conv_cases(), impl=st.sampled_from(["lax", "sliding", "auto"]))
-def test_conv2d_backward_matches_vjp(case: dict[str, Any], impl: Any) -> None:
+@given(
+    case=conv_cases(),
+    impl=st.sampled_from(["lax", "sliding", "auto"]),
+    forward_impl=st.sampled_from(["lax", "sliding"]),
+)
+def test_conv2d_backward_matches_vjp(case: dict[str, Any], impl: Any, forward_impl: Any) -> None:
+    """Manual backward (any ``impl``) vs ``jax.vjp`` of either forward implementation."""
     conf = {"stride": case["stride"], "padding": case["padding"]}
 
     def both(x: jax.Array, w: jax.Array, b: jax.Array, g: jax.Array) -> Any:
-        _, vjp = jax.vjp(lambda x, w, b: ops.conv2d(x, w, b, **conf, impl="lax"), x, w, b)
-        return vjp(g), manual.conv2d_backward(x, w, g, **conf, impl=impl)
+        forward = lambda x, w, b: ops.conv2d(x, w, b, **conf, impl=forward_impl)  # noqa: E731
+        return jax.vjp(forward, x, w, b)[1](g), manual.conv2d_backward(x, w, g, **conf, impl=impl)
 
     with jax.enable_x64(True):
         x, w, b = (jnp.asarray(case[k]) for k in ("x", "w", "b"))

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from jaxcnn import manual, ops
 from tests import oracle
 
-EXAMPLES = max(15, settings().max_examples // 2)
+EXAMPLES = max(12, settings().max_examples * 3 // 8)
 
 
 def route_to_first_max(

@@ -1,0 +1,161 @@
+"""Pooling backward passes, written out by hand (no autodiff, no select-and-scatter).
+
+Pooling has no parameters, so its backward only routes ``g = dL/dy`` back to
+the input. Both formulas loop over the ``kh * kw`` window offsets ``(i, j)``
+(never over pixels): at offset ``(i, j)`` window ``(r, c)`` reads the padded
+input pixel ``(r*sh + i, c*sw + j)``, so one strided slice gives that pixel
+for every window at once, and the gradient it receives is put back in place
+by :func:`scatter_windows`.
+
+Tie rule for max pooling: each window's gradient goes, whole, to the **first**
+maximum of the window in row-major order (smallest ``i``, then smallest
+``j``), as the article's ``np.argmax`` does. Where windows overlap
+(``stride < size``) a pixel collects the sum of what every window routed to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxcnn import _checks
+from jaxcnn._checks import IntOrPair, Padding2D, PaddingLike, Pair
+from jaxcnn._manual_common import (
+    check_grad_shape,
+    crop_padding,
+    image_shape,
+    offsets,
+    scatter_windows,
+    shifted,
+)
+from jaxcnn._pool import prepare_pool, window_counts
+
+
+def max_pool2d_backward(
+    x: Any,
+    g: Any,
+    *,
+    size: IntOrPair = 2,
+    stride: IntOrPair | None = None,
+    padding: PaddingLike = "valid",
+) -> jax.Array:
+    """Gradient of ``max_pool2d(x, size, stride, padding)``: route to the first max.
+
+    ``dx[p] = sum over windows W containing p of g[W] * [p is W's first maximum]``,
+    first in row-major order inside the window. Padded positions never win.
+
+    The winner is found by one running comparison over the window offsets
+    (``>``, so an equal later value never displaces an earlier one), and only
+    its *index* is used afterwards. Comparing pixels with a separately
+    computed maximum (``x == max_pool2d(x)``) would be fragile: under ``jit``
+    XLA may recompute ``x`` (say ``relu(conv(...))``) in two fusions with
+    different rounding, and a window whose pixels all miss the recomputed
+    maximum would lose its gradient.
+
+    Args:
+      x: ``[N, H, W, C]`` the forward input.
+      g: ``[N, H_out, W_out, C]`` upstream gradient.
+      size: window, int or ``(kh, kw)``.
+      stride: int or ``(sh, sw)``; ``None`` means ``size``.
+      padding: as for :func:`jaxcnn.ops.max_pool2d`.
+
+    Returns:
+      ``[N, H, W, C]``.
+    """
+    fn = "max_pool2d_backward"
+    x, g, window, strides, pads = _prepare(fn, x, g, size, stride, padding)
+    xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=-jnp.inf)
+    out = (g.shape[1], g.shape[2])
+    windows = offsets(window)
+    winner = first_max([shifted(xp, offset, out, strides) for offset in windows])
+    zero = jnp.zeros((), g.dtype)
+    parts = [jnp.where(winner == k, g, zero) for k in range(len(windows))]
+    return crop_padding(scatter_windows(parts, xp.shape, window, strides), x.shape, pads)
+
+
+def first_max(candidates: Sequence[jax.Array]) -> jax.Array:
+    """Index of the first maximum across equally shaped arrays, elementwise.
+
+    One running comparison with ``>``: a later candidate only takes over when
+    it is strictly larger, so ties keep the earliest (row-major) one.
+
+    Args:
+      candidates: ``K`` arrays of one shape, e.g. ``[N, H_out, W_out, C]``.
+
+    Returns:
+      ``int32`` array of that shape with values in ``[0, K)``.
+    """
+    best = candidates[0]
+    winner = jnp.zeros(best.shape, jnp.int32)
+    for k, candidate in enumerate(candidates[1:], start=1):
+        better = candidate > best
+        best = jnp.where(better, candidate, best)
+        winner = jnp.where(better, jnp.int32(k), winner)
+    return winner
+
+
+def avg_pool2d_backward(
+    x: Any,
+    g: Any,
+    *,
+    size: IntOrPair = 2,
+    stride: IntOrPair | None = None,
+    padding: PaddingLike = "valid",
+) -> jax.Array:
+    """Gradient of ``avg_pool2d``: each window spreads ``g / count`` evenly.
+
+    ``dx[p] = sum over windows W containing p of g[W] / count[W]``, where
+    ``count`` is the number of real (unpadded) pixels in ``W``.
+
+    Args:
+      x: ``[N, H, W, C]`` the forward input (only its shape and dtype matter).
+      g: ``[N, H_out, W_out, C]``.
+      size, stride, padding: as for :func:`jaxcnn.ops.avg_pool2d`.
+
+    Returns:
+      ``[N, H, W, C]``.
+    """
+    x, g, window, strides, pads = _prepare("avg_pool2d_backward", x, g, size, stride, padding)
+    share = g / window_counts(x.shape, window, strides, pads, g.dtype)
+    padded_shape = (x.shape[0], x.shape[1] + sum(pads[0]), x.shape[2] + sum(pads[1]), x.shape[3])
+    parts = [share] * (window[0] * window[1])
+    return crop_padding(scatter_windows(parts, padded_shape, window, strides), x.shape, pads)
+
+
+def global_avg_pool2d_backward(g: Any, x_shape: Sequence[int]) -> jax.Array:
+    """Gradient of ``global_avg_pool2d``: ``dx[n, r, c, ch] = g[n, ch] / (H * W)``.
+
+    Args:
+      g: ``[N, C]``.
+      x_shape: ``(N, H, W, C)`` of the forward input.
+
+    Returns:
+      ``[N, H, W, C]``.
+    """
+    fn = "global_avg_pool2d_backward"
+    g = _checks.as_float_array(fn, "g", g)
+    _checks.check_rank(fn, "g", g, "N, C")
+    n, h, w, c = image_shape(fn, x_shape)
+    check_grad_shape(fn, g, (n, c))
+    share = g / jnp.asarray(h * w, g.dtype)
+    return jnp.broadcast_to(share.reshape(n, 1, 1, c), (n, h, w, c))
+
+
+def _prepare(
+    fn: str, x: Any, g: Any, size: Any, stride: Any, padding: Any
+) -> tuple[jax.Array, jax.Array, Pair, Pair, Padding2D]:
+    x, window, strides, pads = prepare_pool(fn, x, size, stride, padding)
+    g = _checks.as_float_array(fn, "g", g)
+    _checks.check_rank(fn, "g", g, "N, H_out, W_out, C")
+    _checks.check_same_dtype(fn, x=x, g=g)
+    expected = (
+        x.shape[0],
+        _checks.output_length(x.shape[1], window[0], strides[0], *pads[0]),
+        _checks.output_length(x.shape[2], window[1], strides[1], *pads[1]),
+        x.shape[3],
+    )
+    check_grad_shape(fn, g, expected)
+    return x, g, window, strides, pads

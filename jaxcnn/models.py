@@ -106,7 +106,7 @@ def get_model(name: str, **kwargs: Any) -> Layer:
     return MODELS[name](**kwargs)
 
 
-def loss_fn(model: Layer) -> Callable[[jax.Array, jax.Array], jax.Array]:
+def loss_fn(model: Layer) -> Callable[..., jax.Array]:
     """The loss a model is trained with, from ``model.config["loss"]``.
 
     ``binary_cross_entropy`` for one-logit models (labels 0/1),

@@ -175,12 +175,17 @@ def kernel_grad_offsets(
 def kernel_grad_patches(
     x: jax.Array, w_shape: Shape, g: jax.Array, strides: Pair, pads: Padding2D
 ) -> jax.Array:
-    """The same sum as one product: im2col patches ``[N, H_out, W_out, kh*kw*C_in]`` with ``g``."""
+    """The same sum as one product: the ``kh * kw`` slices stacked (im2col) times ``g``.
+
+    ``patches: [kh*kw, N, H_out, W_out, C_in]`` (offset-major, so building it
+    is one contiguous copy per offset) contracted with ``g`` over the pixels.
+    """
     xp = pad_spatial(x, pads)
     out = (g.shape[1], g.shape[2])
     window = (w_shape[0], w_shape[1])
-    patches = jnp.concatenate([shifted(xp, offset, out, strides) for offset in offsets(window)], -1)
-    dw = lax.dot_general(patches, g, _PIXELS, precision=HIGHEST)  # [kh*kw*C_in, C_out]
+    patches = jnp.stack([shifted(xp, offset, out, strides) for offset in offsets(window)])
+    contract = (((1, 2, 3), (0, 1, 2)), ((), ()))
+    dw = lax.dot_general(patches, g, contract, precision=HIGHEST)  # [kh*kw, C_in, C_out]
     return dw.reshape(w_shape)
 
 

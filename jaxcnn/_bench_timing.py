@@ -91,19 +91,23 @@ def median(values: list[float]) -> float:
 def in_loop(fn: Callable[..., Any], length: int) -> Callable[..., Any]:
     """``fn(*args)`` run ``length`` times inside one ``lax.scan`` (as training runs it).
 
-    The first argument is shifted by a loop-carried scalar (zero at run time,
-    unknown to the compiler), so no iteration can be hoisted out of the loop,
-    and every output is carried, so none can be skipped.
+    The first argument is carried through the loop and one of its elements is
+    bumped by ``step`` (zero at run time, unknown to the compiler) in place
+    each iteration, so no iteration can be hoisted out of the loop at the cost
+    of one element; every output is carried too, so none can be skipped.
     """
 
     def looped(step: jax.Array, *args: Any) -> Any:
-        def body(carry: Any, _: Any) -> tuple[Any, None]:
-            shift, _ = carry
-            first = args[0] + shift.astype(args[0].dtype)
-            return (shift + step, fn(first, *args[1:])), None
+        first, rest = args[0], args[1:]
+        corner = (0,) * first.ndim
 
-        start = (jnp.zeros((), step.dtype), jax.eval_shape(fn, *args))
-        start = (start[0], jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), start[1]))
+        def body(carry: Any, _: Any) -> tuple[Any, None]:
+            current, _ = carry
+            current = current.at[corner].add(step.astype(current.dtype))
+            return (current, fn(current, *rest)), None
+
+        shapes = jax.eval_shape(fn, *args)
+        start = (first, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
         return lax.scan(body, start, None, length=length)[0][1]
 
     return jax.jit(looped)

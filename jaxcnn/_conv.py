@@ -60,8 +60,9 @@ def conv2d(
     """
     x, w, b, strides, pads = _prepare("conv2d", x, w, b, stride, padding)
     chosen = choose_impl(x.shape, w.shape) if _impl_name(impl) == "auto" else str(impl)
-    y = _conv(x, w, strides, pads, chosen)
-    return y if b is None else y + b.reshape(1, 1, 1, -1)
+    if b is None:
+        return _conv(x, w, strides, pads, chosen)
+    return _conv_bias(x, w, b, strides, pads, chosen)
 
 
 def reference_conv2d(
@@ -174,7 +175,32 @@ def _conv_bwd(
 ) -> tuple[jax.Array, jax.Array]:
     del impl  # the backward formulas do not depend on how the forward ran
     x, w = res
-    return conv_backward(x, w, g, strides, pads, choose_backward(x.shape, w.shape, strides))
+    plan = choose_backward(x.shape, w.shape, strides)
+    return conv_backward(x, w, g, strides, pads, plan)[:2]
 
 
 _conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def _conv_bias(
+    x: jax.Array, w: jax.Array, b: jax.Array, strides: Pair, pads: Padding2D, impl: str
+) -> jax.Array:
+    return KERNELS[impl](x, w, strides, pads) + b.reshape(1, 1, 1, -1)
+
+
+def _conv_bias_fwd(
+    x: jax.Array, w: jax.Array, b: jax.Array, strides: Pair, pads: Padding2D, impl: str
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    return _conv_bias(x, w, b, strides, pads, impl), (x, w)
+
+
+def _conv_bias_bwd(
+    strides: Pair, pads: Padding2D, impl: str, res: tuple[jax.Array, jax.Array], g: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    del impl
+    x, w = res
+    return conv_backward(x, w, g, strides, pads, choose_backward(x.shape, w.shape, strides))
+
+
+_conv_bias.defvjp(_conv_bias_fwd, _conv_bias_bwd)

@@ -58,16 +58,25 @@ class BackwardPlan(NamedTuple):
 def choose_backward(x_shape: Shape, w_shape: Shape, strides: Pair) -> BackwardPlan:
     """The fastest measured backward formulas for a layer (2-core CPU, docs/benchmarks.md).
 
-    * ``dw``: ``"patches"`` (one matrix product over the im2col patches) when
-      the input has few channels (``C_in * kh * kw <= 64``): the offset loop's
-      ``kh * kw`` products would each contract ``N * H_out * W_out`` pixels
-      into a tiny ``[C_in, C_out]`` block. ``"offsets"`` otherwise: building
-      the patches then costs more memory traffic than it saves.
-    * ``dx``: ``"scatter"``; XLA's transposed convolution is no faster here.
+    * ``dw``: ``"patches"`` (one matrix product over the im2col patches, which
+      also yields ``db``) when the input has few channels (``C_in * kh * kw <=
+      64``): the offset loop's ``kh * kw`` products would each contract
+      ``N * H_out * W_out`` pixels into a tiny ``[C_in, C_out]`` block.
+      ``"offsets"`` otherwise: building the patches then costs more memory
+      traffic than it saves.
+    * ``dx``: ``"scatter"`` for one input channel (a few multiplies);
+      ``"correlation"`` otherwise. The scatter's sum of shifted arrays is
+      elementwise, and XLA fuses it into its consumer, typically a max-pool
+      backward that reads each value once per window pixel, so it is computed
+      several times over (measured: 9.8 ms instead of ~2 ms in the MNIST
+      CNN's step); the correlation is a convolution, computed once.
     """
     del x_shape, strides
     depth = w_shape[0] * w_shape[1] * w_shape[2]
-    return BackwardPlan(dx="scatter", dw="patches" if depth <= 64 else "offsets")
+    return BackwardPlan(
+        dx="scatter" if w_shape[2] == 1 else "correlation",
+        dw="patches" if depth <= 64 else "offsets",
+    )
 
 
 def conv_backward(
@@ -77,11 +86,19 @@ def conv_backward(
     strides: Pair,
     pads: Padding2D,
     plan: BackwardPlan,
-) -> tuple[jax.Array, jax.Array]:
-    """``(dx, dw)`` of the bias-free convolution, by the formulas ``plan`` names."""
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(dx, dw, db)`` of the convolution, by the formulas ``plan`` names.
+
+    ``db[o] = sum_{n, r, c} g[n, r, c, o]``; the ``"patches"`` kernel gradient
+    gets it from the same matrix product (a row of ones among the patches).
+    """
     dx = INPUT_GRADS[plan.dx](x.shape, w, g, strides, pads)
-    dw = KERNEL_GRADS[plan.dw](x, w.shape, g, strides, pads)
-    return dx, dw
+    if plan.dw == "patches":
+        dw, db = kernel_and_bias_grad_patches(x, w.shape, g, strides, pads)
+    else:
+        dw = KERNEL_GRADS[plan.dw](x, w.shape, g, strides, pads)
+        db = jnp.sum(g, axis=(0, 1, 2))
+    return dx, dw, db
 
 
 def input_grad_scatter(
@@ -175,18 +192,27 @@ def kernel_grad_offsets(
 def kernel_grad_patches(
     x: jax.Array, w_shape: Shape, g: jax.Array, strides: Pair, pads: Padding2D
 ) -> jax.Array:
-    """The same sum as one product: the ``kh * kw`` slices stacked (im2col) times ``g``.
+    """The same sum as one product: the ``kh * kw`` slices stacked (im2col) times ``g``."""
+    return kernel_and_bias_grad_patches(x, w_shape, g, strides, pads)[0]
 
-    ``patches: [kh*kw, N, H_out, W_out, C_in]`` (offset-major, so building it
-    is one contiguous copy per offset) contracted with ``g`` over the pixels.
+
+def kernel_and_bias_grad_patches(
+    x: jax.Array, w_shape: Shape, g: jax.Array, strides: Pair, pads: Padding2D
+) -> tuple[jax.Array, jax.Array]:
+    """``(dw, db)`` from one product: ``[patches; ones]`` contracted with ``g`` over the pixels.
+
+    ``patches: [kh*kw*C_in + 1, N, H_out, W_out]`` (offset-major, so building it
+    is one contiguous copy per offset; the last row all ones gives ``db``).
     """
     xp = pad_spatial(x, pads)
     out = (g.shape[1], g.shape[2])
     window = (w_shape[0], w_shape[1])
-    patches = jnp.stack([shifted(xp, offset, out, strides) for offset in offsets(window)])
+    rows = [jnp.moveaxis(shifted(xp, offset, out, strides), 3, 0) for offset in offsets(window)]
+    rows.append(jnp.ones((1, *g.shape[:3]), g.dtype))
+    patches = jnp.concatenate(rows)  # [kh*kw*C_in + 1, N, H_out, W_out]
     contract = (((1, 2, 3), (0, 1, 2)), ((), ()))
-    dw = lax.dot_general(patches, g, contract, precision=HIGHEST)  # [kh*kw, C_in, C_out]
-    return dw.reshape(w_shape)
+    both = lax.dot_general(patches, g, contract, precision=HIGHEST)  # [kh*kw*C_in + 1, C_out]
+    return both[:-1].reshape(w_shape), both[-1]
 
 
 def kernel_grad_lax(

@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from jaxcnn import _checks, ops
 from jaxcnn._checks import IntOrPair, Padding2D, PaddingLike, Pair
@@ -76,8 +75,7 @@ def conv2d_backward(
     if impl not in _BACKWARD_IMPLS:
         raise ValueError(f"{fn}: impl must be one of {_BACKWARD_IMPLS}, got {impl!r}")
     plan = _PLANS[impl] if impl in _PLANS else choose_backward(x.shape, w.shape, strides)
-    dx, dw = conv_backward(x, w, g, strides, pads, plan)
-    return dx, dw, jnp.sum(g, axis=(0, 1, 2))
+    return conv_backward(x, w, g, strides, pads, plan)
 
 
 def _prepare(

@@ -23,7 +23,7 @@ from jax import lax
 
 from jaxcnn import _checks
 from jaxcnn._checks import IntOrPair, Padding2D, PaddingLike, Pair
-from jaxcnn._pool_grad import max_pool_backward
+from jaxcnn._pool_grad import route_to_winners, window_winners
 
 
 def max_pool2d(
@@ -47,7 +47,7 @@ def max_pool2d(
       ``[N, H_out, W_out, C]``.
     """
     x, window, strides, pads = prepare_pool("max_pool2d", x, size, stride, padding)
-    return _max_pool(x, window, strides, pads)
+    return _max_pool(x, window, strides, pads, tuple(x.shape))
 
 
 def reference_max_pool2d(
@@ -70,26 +70,29 @@ def _reduce_max(x: jax.Array, window: Pair, strides: Pair, pads: Padding2D) -> j
     return lax.reduce_window(x, init, lax.max, *_window_args(window, strides, pads))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def _max_pool(x: jax.Array, window: Pair, strides: Pair, pads: Padding2D) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _max_pool(
+    x: jax.Array, window: Pair, strides: Pair, pads: Padding2D, x_shape: tuple[int, ...]
+) -> jax.Array:
     return _reduce_max(x, window, strides, pads)
 
 
 def _max_pool_fwd(
-    x: jax.Array, window: Pair, strides: Pair, pads: Padding2D
+    x: jax.Array, window: Pair, strides: Pair, pads: Padding2D, x_shape: tuple[int, ...]
 ) -> tuple[jax.Array, jax.Array]:
-    # The backward reads x; without the barrier XLA may fuse x's producer
-    # (e.g. relu(conv(...))) into the backward's fusion and recompute it once
-    # per pixel of every window, several times over (measured: 1.2 ms instead
-    # of ~0.05 ms per shapes-CNN step).
-    x = lax.optimization_barrier(x)
-    return _reduce_max(x, window, strides, pads), x
+    # Keep each window's winner (an argmax, computed now), not x: see window_winners.
+    return _reduce_max(x, window, strides, pads), window_winners(x, window, strides, pads)
 
 
 def _max_pool_bwd(
-    window: Pair, strides: Pair, pads: Padding2D, x: jax.Array, g: jax.Array
+    window: Pair,
+    strides: Pair,
+    pads: Padding2D,
+    x_shape: tuple[int, ...],
+    winner: jax.Array,
+    g: jax.Array,
 ) -> tuple[jax.Array]:
-    return (max_pool_backward(x, g, window, strides, pads),)
+    return (route_to_winners(winner, g, x_shape, window, strides, pads),)
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)

@@ -60,7 +60,8 @@ TASKS: dict[str, Task] = {
     "shapes": Task(_load_shapes, optimizer="sgd", lr=0.25, batch_size=32, epochs=20),
     # Keras' defaults for the article's MNIST models (Adam 1e-3), 5 epochs.
     "mnist-cnn": Task(_load_mnist, optimizer="adam", lr=1e-3, batch_size=128, epochs=5),
-    "mnist-dense": Task(_load_mnist, optimizer="adam", lr=1e-3, batch_size=128, epochs=5),
+    # The dense net needs more passes to pass 97% (measured: 97.3% after 5, 97.6-97.8% after 10).
+    "mnist-dense": Task(_load_mnist, optimizer="adam", lr=1e-3, batch_size=128, epochs=10),
 }
 """Model name -> data loader and defaults; every name of :data:`jaxcnn.models.MODELS`."""
 

@@ -360,3 +360,15 @@ def test_curves_take_a_title() -> None:
     curves = {"train_loss": [1.0, 0.5], "train_accuracy": [0.5, 0.9]}
     assert viz.plot_history(curves, title="a run").get_suptitle() == "a run"
     assert viz.plot_history(curves).get_suptitle() == ""
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 20])
+def test_curves_have_whole_epoch_ticks(epochs: int) -> None:
+    curves = {"train_loss": [1.0] * epochs, "train_accuracy": [0.5] * epochs}
+    fig = viz.plot_history(curves)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks, "at least one tick"
+        assert all(float(t).is_integer() and 1 <= t <= epochs for t in ticks), ticks

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"jax {jax.__version__}, {jax.device_count()} {jax.devices()[0].platform} devices, "
-        f"load average {os.getloadavg()[0]:.2f}"
+        f"grads {args.grads}, load average {os.getloadavg()[0]:.2f}"
     )
     print("| model | devices | data | batch | per device | img/s | epoch s | compile+1st s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -73,7 +73,7 @@ def measure(name: str, devices: int, layout: str, args: argparse.Namespace) -> d
     _, params = model.init(jax.random.key(0), (-1, *models.IMAGE_SHAPE))
     mesh = _parallel.data_mesh("scaling", devices)
     epoch_fn = _parallel.sharded_epoch_fn(
-        model, optimizer, batch_size=task.batch_size, grads="autodiff", unroll=1, mesh=mesh
+        model, optimizer, batch_size=task.batch_size, grads=args.grads, unroll=1, mesh=mesh
     )
     state = _parallel.replicate((params, optimizer.init(params), jax.random.key(1)), mesh)
     params, opt_state, key = state
@@ -122,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", nargs="+", default=["shapes", "mnist-cnn"])
     parser.add_argument("--devices", nargs="+", type=int, default=[1, 2, 4])
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up")
-    parser.add_argument("--mnist-images", type=int, default=12800)
+    parser.add_argument("--mnist-images", type=int, default=6400)
+    parser.add_argument("--grads", choices=["autodiff", "manual"], default="autodiff")
     return parser
 
 

@@ -202,7 +202,15 @@ def _train_step(
     return (params, opt_state), (value * jnp.sum(weight), jnp.sum(weight * hits(logits, y)))
 
 
-def evaluate(model: Layer, params: Params, data: Dataset, *, batch_size: int = 1000) -> Metrics:
+def evaluate(
+    model: Layer,
+    params: Params,
+    data: Dataset,
+    *,
+    batch_size: int = 1000,
+    devices: int | None = None,
+    mesh: Any = None,
+) -> Metrics:
     """Mean loss and accuracy of ``model`` on a whole data set.
 
     Runs one jitted scan over padded, masked batches of ``min(batch_size,
@@ -213,27 +221,57 @@ def evaluate(model: Layer, params: Params, data: Dataset, *, batch_size: int = 1
       params: its parameters.
       data: ``(images [N, H, W, C], labels [N])``.
       batch_size: samples per forward pass (memory, not results).
+      devices: split each batch over the first ``devices`` devices (data
+        parallel, see docs/scaling.md); the batch is rounded up to a multiple
+        of the device count (the padding is masked).
+      mesh: or split it over every device of this ``jax.sharding.Mesh``.
 
     Returns:
       :class:`Metrics` of Python floats.
     """
     images, labels = check_dataset("evaluate", "data", data)
     batch_size = _checks.positive_int("evaluate", "batch_size", batch_size)
-    metrics = evaluate_arrays(model, params, images, labels, batch_size=batch_size)
+    if devices is not None or mesh is not None:
+        # Imported here: jaxcnn._parallel builds on this module.
+        parallel = importlib.import_module("jaxcnn._parallel")
+        metrics = parallel.evaluate_sharded(
+            model, params, images, labels, batch_size=batch_size, devices=devices, mesh=mesh
+        )
+    else:
+        metrics = evaluate_arrays(model, params, images, labels, batch_size=batch_size)
     return Metrics(float(metrics.loss), float(metrics.accuracy))
 
 
 def evaluate_arrays(
-    model: Layer, params: Params, images: jax.Array, labels: jax.Array, *, batch_size: int
+    model: Layer,
+    params: Params,
+    images: jax.Array,
+    labels: jax.Array,
+    *,
+    batch_size: int,
+    batch_sharding: Any = None,
 ) -> Metrics:
-    """:func:`evaluate` on checked arrays, returning device scalars (no host sync)."""
+    """:func:`evaluate` on checked arrays, returning device scalars (no host sync).
+
+    With ``batch_sharding`` (split over ``d`` devices) each batch is
+    constrained to it and the batch size rounded up to a multiple of ``d``.
+    """
     batch_size = min(batch_size, images.shape[0])
+    if batch_sharding is not None:
+        shards = batch_sharding.num_devices
+        batch_size = -(-batch_size // shards) * shards
     return _evaluate_jit(
-        params, images, labels, apply=model.apply, loss=models.loss_fn(model), batch_size=batch_size
+        params,
+        images,
+        labels,
+        apply=model.apply,
+        loss=models.loss_fn(model),
+        batch_size=batch_size,
+        batch_sharding=batch_sharding,
     )
 
 
-@functools.partial(jax.jit, static_argnames=("apply", "loss", "batch_size"))
+@functools.partial(jax.jit, static_argnames=("apply", "loss", "batch_size", "batch_sharding"))
 def _evaluate_jit(
     params: Params,
     images: jax.Array,
@@ -242,12 +280,16 @@ def _evaluate_jit(
     apply: ApplyFn,
     loss: LossFn,
     batch_size: int,
+    batch_sharding: Any = None,
 ) -> Metrics:
     n = images.shape[0]
 
     def body(carry: Any, batch: tuple[jax.Array, jax.Array]) -> Any:
         index, weight = batch
-        logits = apply(params, images[index])
+        x = images[index]
+        if batch_sharding is not None:
+            x = lax.with_sharding_constraint(x, batch_sharding)
+        logits = apply(params, x)
         y = labels[index]
         return carry, (loss(logits, y, weights=weight) * jnp.sum(weight), weight @ hits(logits, y))
 

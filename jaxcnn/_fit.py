@@ -13,7 +13,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from jaxcnn import _checks
+from jaxcnn import _checks, _parallel
 from jaxcnn._epoch import Metrics, check_dataset, evaluate_arrays, make_epoch_fn
 from jaxcnn.layers import Layer, Params
 
@@ -77,6 +77,8 @@ def fit(
     progress: bool = True,
     unroll: int = 1,
     eval_batch_size: int = 1000,
+    devices: int | None = None,
+    mesh: Any = None,
 ) -> FitResult:
     """Train ``model`` with mini-batch ``optimizer`` steps; one compiled function per epoch.
 
@@ -107,6 +109,14 @@ def fit(
       progress: show a tqdm bar over epochs (hidden when not a terminal).
       unroll: ``lax.scan`` unroll factor of the epoch (speed only).
       eval_batch_size: batch size of the ``val`` evaluation (memory only).
+      devices: data parallelism: split every batch over the first
+        ``devices`` devices (``batch_size`` must be divisible by it); params,
+        optimizer state and data are replicated, the gradient is still the
+        mean over the global batch. Default: one device, as without it.
+        The returned params are then replicated on those devices.
+      mesh: or split every batch over all devices of this
+        ``jax.sharding.Mesh`` (e.g. every device of several hosts after
+        ``jax.distributed.initialize``). See docs/scaling.md.
 
     Returns:
       ``FitResult(params, history)``.
@@ -120,9 +130,22 @@ def fit(
     epochs = _checks.positive_int("fit", "epochs", epochs)
     start_epoch = _check_start(start_epoch, epochs)
     _check_key(key)
-    epoch_fn = make_epoch_fn(model, optimizer, batch_size=batch_size, grads=grads, unroll=unroll)
+    mesh = _parallel.resolve_mesh("fit", devices=devices, mesh=mesh)
+    if mesh is None:
+        epoch_fn = make_epoch_fn(
+            model, optimizer, batch_size=batch_size, grads=grads, unroll=unroll
+        )
+    else:
+        epoch_fn = _parallel.sharded_epoch_fn(
+            model, optimizer, batch_size=batch_size, grads=grads, unroll=unroll, mesh=mesh
+        )
     params = jax.tree.map(jnp.array, params)  # private copies: the epoch function donates them
     opt_state = optimizer.init(params) if opt_state is None else jax.tree.map(jnp.array, opt_state)
+    val_sharding = None
+    if mesh is not None:  # everything replicated on every device of the mesh
+        placed = _parallel.replicate((params, opt_state, images, labels, key, val_arrays), mesh)
+        params, opt_state, images, labels, key, val_arrays = placed
+        val_sharding = _parallel.batch_sharding(mesh)
     history = _start_history(history, start_epoch, with_val=val is not None)
     bar = tqdm(
         total=epochs, initial=start_epoch, desc="train", unit="epoch", disable=not progress or None
@@ -133,7 +156,7 @@ def fit(
             params, opt_state, metrics = epoch_fn(
                 params, opt_state, images, labels, key, np.int32(epoch)
             )
-            row = _epoch_row(metrics, model, params, val_arrays, eval_batch_size)
+            row = _epoch_row(metrics, model, params, val_arrays, eval_batch_size, val_sharding)
             if not math.isfinite(row["train_loss"]):
                 raise TrainingDivergedError(epoch + 1, row["train_loss"], history)
             for name, value in row.items():
@@ -155,11 +178,14 @@ def _epoch_row(
     params: Params,
     val: tuple[jax.Array, jax.Array] | None,
     batch_size: int,
+    batch_sharding: Any = None,
 ) -> dict[str, float]:
     """One history row; the single host sync of an epoch."""
     metrics = {"train": train_metrics}
     if val is not None:
-        metrics["val"] = evaluate_arrays(model, params, *val, batch_size=batch_size)
+        metrics["val"] = evaluate_arrays(
+            model, params, *val, batch_size=batch_size, batch_sharding=batch_sharding
+        )
     values = jax.device_get(metrics)
     return {
         f"{split}_{name}": float(getattr(m, name))

@@ -28,6 +28,7 @@ from jaxcnn._viz_common import (
 CELL_INCHES = 2.0
 """Side of one panel of :func:`plot_filters_and_feature_maps` (200 pixels)."""
 
+FILTERS_TITLE = "learned filters (left), their ReLU feature maps (right)"
 REQUIRED_CURVES = ("train_loss", "train_accuracy")
 OPTIONAL_CURVES = ("val_loss", "val_accuracy")
 
@@ -39,6 +40,7 @@ def plot_filters_and_feature_maps(
     *,
     names: Sequence[str] = ("square", "circle"),
     padding: PaddingLike = "same",
+    title: str | None = None,
     path: PathLike | None = None,
 ) -> Figure:
     """Each learned filter beside the ReLU feature maps it makes of each image.
@@ -54,6 +56,7 @@ def plot_filters_and_feature_maps(
       images: ``[M, H, W, 1]``, e.g. a square and a circle.
       names: ``M`` labels for the images.
       padding: of the convolution; the shapes model uses ``"same"``.
+      title: figure title; default ``FILTERS_TITLE``.
       path: if given, save a PNG there: ``200 (M + 1)`` x ``200 (F + 1)``
         pixels (``DPI`` = 100), e.g. 600 x 600 for 2 filters and 2 images.
 
@@ -73,13 +76,13 @@ def plot_filters_and_feature_maps(
     for m, label in enumerate(labels):
         show_image(fig.add_subplot(grid[0, m + 1]), x[m, :, :, 0], f"input: {label}")
     for f in range(filters):
-        title = f"filter {f + 1} (bias {b[f]:.2f})"
-        draw_matrix(fig.add_subplot(grid[f + 1, 0]), w[:, :, 0, f], title, fontsize=_font(w))
+        heading = f"filter {f + 1} (bias {b[f]:.2f})"
+        draw_matrix(fig.add_subplot(grid[f + 1, 0]), w[:, :, 0, f], heading, fontsize=_font(w))
         high = max(float(maps[..., f].max()), 1e-12)
         for m, label in enumerate(labels):
             ax = fig.add_subplot(grid[f + 1, m + 1])
             _show_map(ax, maps[m, :, :, f], high, f"filter {f + 1} on {label}")
-    fig.suptitle("learned filters (left), their ReLU feature maps (right)")
+    fig.suptitle(FILTERS_TITLE if title is None else title)
     return finish(fig, path)
 
 
@@ -114,12 +117,18 @@ def _font(w: np.ndarray) -> float | None:
 
 
 def _show_map(ax: Axes, values: np.ndarray, high: float, title: str) -> None:
+    """A ReLU feature map; a map without a single positive value says so in its title."""
     ax.imshow(values, cmap=MAP_CMAP, vmin=0.0, vmax=high, interpolation="nearest")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title if float(values.max()) > 0.0 else f"{title}: all 0", fontsize=10)
     bare(ax)
 
 
-def plot_history(history: Mapping[str, Sequence[float]], *, path: PathLike | None = None) -> Figure:
+def plot_history(
+    history: Mapping[str, Sequence[float]],
+    *,
+    title: str | None = None,
+    path: PathLike | None = None,
+) -> Figure:
     """Loss and accuracy per epoch, train and (if present) validation.
 
     Args:
@@ -127,6 +136,7 @@ def plot_history(history: Mapping[str, Sequence[float]], *, path: PathLike | Non
         optionally ``val_loss``, ``val_accuracy`` (what ``jaxcnn.train.fit``
         returns; read a saved ``history.json`` with :func:`load_history`).
         Other keys are ignored.
+      title: optional figure title (e.g. the run's settings).
       path: if given, save a PNG there: 1000 x 400 pixels (``DPI`` = 100).
 
     Returns:
@@ -144,9 +154,12 @@ def plot_history(history: Mapping[str, Sequence[float]], *, path: PathLike | Non
         ax.set_title(metric)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, len(epochs) + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
         ax.legend()
+    if title is not None:
+        fig.suptitle(title)
     return finish(fig, path)
 
 
@@ -154,11 +167,13 @@ def load_history(path: PathLike) -> dict[str, Any]:
     """Read a ``history.json`` written by training.
 
     Args:
-      path: JSON file holding an object with per-epoch lists ``train_loss``,
-        ``train_accuracy`` and optionally ``val_loss``, ``val_accuracy``.
+      path: JSON file holding the per-epoch lists ``train_loss``,
+        ``train_accuracy`` and optionally ``val_loss``, ``val_accuracy``:
+        either as the top-level object, or under its ``"history"`` key as
+        ``jaxcnn train`` writes it (``{"config": ..., "history": ..., "test": ...}``).
 
     Returns:
-      The object as a dict (checked like :func:`plot_history` checks its input).
+      The per-epoch lists as a dict (checked like :func:`plot_history` checks its input).
     """
     fn = "load_history"
     text = pathlib.Path(path).read_text(encoding="utf-8")
@@ -168,6 +183,8 @@ def load_history(path: PathLike) -> dict[str, Any]:
         raise ValueError(f"{fn}: {path} is not valid JSON ({err})") from None
     if not isinstance(history, dict):
         raise ValueError(f"{fn}: {path} must hold a JSON object, got {type(history).__name__}")
+    if "train_loss" not in history and isinstance(history.get("history"), dict):
+        history = history["history"]  # the run file of ``jaxcnn train``
     _curves(fn, history)
     return history
 

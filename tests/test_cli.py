@@ -229,3 +229,11 @@ def test_manual_grads_option(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 0
     assert FINAL_LINE.match(stdout.strip())
     assert load_checkpoint(out / "checkpoint.npz").config.grads == "manual"
+
+
+def test_mnist_without_data_says_how_to_fetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JAXCNN_DATA", str(tmp_path / "empty"))
+    result = run(["train", "mnist-dense", "--out", str(tmp_path / "run")], capsys)
+    assert_usage_error(result, r"load_mnist: .* run `jaxcnn data fetch mnist`")

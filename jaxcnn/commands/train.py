@@ -60,7 +60,8 @@ TASKS: dict[str, Task] = {
     "shapes": Task(_load_shapes, optimizer="sgd", lr=0.25, batch_size=32, epochs=20),
     # Keras' defaults for the article's MNIST models (Adam 1e-3), 5 epochs.
     "mnist-cnn": Task(_load_mnist, optimizer="adam", lr=1e-3, batch_size=128, epochs=5),
-    "mnist-dense": Task(_load_mnist, optimizer="adam", lr=1e-3, batch_size=128, epochs=5),
+    # The dense net needs more passes to pass 97% (measured: 97.3% after 5, 97.6-97.8% after 10).
+    "mnist-dense": Task(_load_mnist, optimizer="adam", lr=1e-3, batch_size=128, epochs=10),
 }
 """Model name -> data loader and defaults; every name of :data:`jaxcnn.models.MODELS`."""
 
@@ -82,6 +83,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--seed", type=_non_negative_int, help="data, init and batch-order seed")
     parser.add_argument("--grads", choices=["autodiff", "manual"], help="default autodiff")
     parser.add_argument("--conv", choices=["auto", "lax", "sliding"], help="default auto")
+    parser.add_argument(
+        "--devices",
+        type=_device_count,
+        help="data-parallel training: split every batch over N devices (default 1)",
+    )
     parser.add_argument("--out", type=Path, help="run directory (default runs/MODEL)")
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -116,19 +122,25 @@ def run_train(args: argparse.Namespace) -> int:
             f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it"
         )
     config = _config(args, resumed)
+    if args.devices is not None and config.batch_size % args.devices:
+        raise _usage(
+            f"--batch-size {config.batch_size} must be divisible by --devices {args.devices} "
+            f"(every batch is split evenly over the devices)"
+        )
     _check_writable(out)
     train_data, test_data = TASKS[config.model].load(config.seed)
     start = _start(config, resumed)
     log = _Log(quiet=args.quiet)
-    log.start(config, start, len(train_data[1]), len(test_data[1]))
+    log.start(config, start, len(train_data[1]), len(test_data[1]), args.devices)
     try:
-        params, history = _fit(config, start, train_data, test_data, out, log)
+        params, history = _fit(config, start, train_data, test_data, out, log, args.devices)
     except train.TrainingDivergedError as err:
         good = err.epoch - 1
         kept = f"{out / CHECKPOINT} keeps epoch {good}" if good else "no checkpoint was written"
         print(f"jaxcnn train: error: {err}; {kept}", file=sys.stderr)
         return EXIT_DIVERGED
-    metrics = train.evaluate(_model(config.model, config.conv), params, test_data)
+    model = _model(config.model, config.conv)
+    metrics = train.evaluate(model, params, test_data, devices=args.devices)
     summary = {"config": config.to_dict(), "history": history, "test": metrics._asdict()}
     _write_json(out / HISTORY, summary)
     seconds = time.perf_counter() - started
@@ -150,6 +162,7 @@ def _fit(
     test_data: Split,
     out: Path,
     log: _Log,
+    devices: int | None = None,
 ) -> tuple[Any, Any]:
     """``train.fit`` with a checkpoint and history written after every epoch."""
 
@@ -181,6 +194,7 @@ def _fit(
         start_epoch=start.epoch,
         history=start.history,
         progress=log.bar,
+        devices=devices,
     )
 
 
@@ -276,15 +290,23 @@ class _Log:
         self.quiet = quiet
         self.bar = not quiet and sys.stderr.isatty()
 
-    def start(self, config: train.TrainConfig, start: _Start, n_train: int, n_test: int) -> None:
+    def start(
+        self,
+        config: train.TrainConfig,
+        start: _Start,
+        n_train: int,
+        n_test: int,
+        devices: int | None = None,
+    ) -> None:
         if self.quiet:
             return
         n_params = models.count_params(start.params)
+        split = f" split over {devices} devices" if devices is not None else ""
         resume = f", resuming after epoch {start.epoch}" if start.epoch else ""
         print(
             f"training {config.model} ({n_params:,} parameters) on {n_train} images "
             f"(testing on {n_test}): {config.optimizer} lr {config.lr:g}, batch "
-            f"{config.batch_size}, {config.epochs} epochs, seed {config.seed}, "
+            f"{config.batch_size}{split}, {config.epochs} epochs, seed {config.seed}, "
             f"conv {config.conv}, grads {config.grads}{resume}",
             flush=True,
         )
@@ -321,6 +343,19 @@ def _positive(kind: type) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def _device_count(text: str) -> int:
+    """argparse type: an int from 1 to the number of devices jax sees."""
+    count = _positive(int)(text)
+    available = jax.device_count()
+    if count > available:
+        platform = jax.devices()[0].platform
+        raise argparse.ArgumentTypeError(
+            f"must be at most the number of {platform} devices ({available}), got {text!r}; "
+            f"for N devices on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N"
+        )
+    return int(count)
 
 
 def _non_negative_int(text: str) -> int:

@@ -1,0 +1,39 @@
+"""The article's MNIST results on the real MNIST (slow; CI fetches the data first)."""
+
+from __future__ import annotations
+
+import jax
+import pytest
+
+from jaxcnn import models, train
+from jaxcnn.data import load_mnist
+
+pytestmark = pytest.mark.slow
+
+
+def train_and_test(name: str, epochs: int, seed: int = 0) -> float:
+    """Train with the CLI's defaults for ``name`` (Adam 1e-3, batch 128); test accuracy."""
+    train_data, test_data = load_mnist()
+    model = models.get_model(name)
+    init_key, order_key = jax.random.split(jax.random.key(seed))
+    _, params = model.init(init_key, (-1, *models.IMAGE_SHAPE))
+    params, history = train.fit(
+        model,
+        params,
+        train_data,
+        optimizer=train.make_optimizer("adam", 1e-3),
+        epochs=epochs,
+        batch_size=128,
+        key=order_key,
+        progress=False,
+    )
+    assert len(history["train_loss"]) == epochs
+    return train.evaluate(model, params, test_data).accuracy
+
+
+def test_mnist_cnn_one_epoch_reaches_98_percent() -> None:
+    assert train_and_test("mnist-cnn", epochs=1) >= 0.98
+
+
+def test_mnist_dense_reaches_97_percent() -> None:
+    assert train_and_test("mnist-dense", epochs=10) >= 0.97

@@ -19,6 +19,7 @@ import numpy as np
 from jaxcnn import manual, models, ops
 from jaxcnn._bench_timing import median, time_in_loop, timed_calls
 from jaxcnn._conv import reference_conv2d
+from jaxcnn._xla_options import EPOCH_COMPILER_OPTIONS
 
 
 class ConvLayer(NamedTuple):
@@ -135,8 +136,10 @@ def _per_sample_row(name: str, batch: int, repeats: int) -> dict[str, Any]:
     def whole(p: Any, x: jax.Array, y: jax.Array) -> Any:
         return jax.grad(lambda p: loss(model.apply(p, x), y))(p)
 
-    per_sample = jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
-    batched = jax.jit(whole)
+    per_sample = jax.jit(
+        jax.vmap(one, in_axes=(None, 0, 0)), compiler_options=EPOCH_COMPILER_OPTIONS
+    )
+    batched = jax.jit(whole, compiler_options=EPOCH_COMPILER_OPTIONS)
 
     def time_of(fn: Callable[..., Any]) -> float:
         def call() -> Any:

@@ -131,7 +131,7 @@ def matmul_peak(sizes: tuple[int, ...], repeats: int) -> dict[str, Any]:
     options (:mod:`jaxcnn._xla_options`); the best rate counts.
     """
     rng = np.random.default_rng(0)
-    rates = {}
+    rates: dict[str, float] = {}
     for n in sizes:
         a = jnp.asarray(rng.standard_normal((n, n), np.float32))
         b = jnp.asarray(rng.standard_normal((n, n), np.float32))

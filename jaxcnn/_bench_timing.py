@@ -93,23 +93,27 @@ def median(values: list[float]) -> float:
 def in_loop(fn: Callable[..., Any], length: int) -> Callable[..., Any]:
     """``fn(*args)`` run ``length`` times inside one ``lax.scan`` (as training runs it).
 
-    The first argument is carried through the loop and one of its elements is
-    bumped by ``step`` (zero at run time, unknown to the compiler) in place
-    each iteration, so no iteration can be hoisted out of the loop at the cost
-    of one element; every output is carried too, so none can be skipped.
+    Every floating-point array in ``args`` is carried through the loop and one
+    of its elements bumped by ``step`` (zero at run time, unknown to the
+    compiler) in place each iteration, so no part of ``fn`` can be hoisted out
+    of the loop as loop-invariant (a gradient that depends only on the weights
+    and the cotangent, say); every output is carried too, so none can be
+    skipped.
     """
 
-    def looped(step: jax.Array, *args: Any) -> Any:
-        first, rest = args[0], args[1:]
-        corner = (0,) * first.ndim
+    def bump(leaf: Any, step: jax.Array) -> Any:
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf
+        return leaf.at[(0,) * leaf.ndim].add(step.astype(leaf.dtype))
 
+    def looped(step: jax.Array, *args: Any) -> Any:
         def body(carry: Any, _: Any) -> tuple[Any, None]:
             current, _ = carry
-            current = current.at[corner].add(step.astype(current.dtype))
-            return (current, fn(current, *rest)), None
+            current = jax.tree.map(lambda leaf: bump(leaf, step), current)
+            return (current, fn(*current)), None
 
         shapes = jax.eval_shape(fn, *args)
-        start = (first, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+        start = (args, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
         return lax.scan(body, start, None, length=length)[0][1]
 
     return jax.jit(looped, compiler_options=EPOCH_COMPILER_OPTIONS)

@@ -24,6 +24,7 @@ import optax
 from jax import lax
 
 from jaxcnn import _checks, models
+from jaxcnn._xla_options import EPOCH_COMPILER_OPTIONS
 from jaxcnn.layers import ApplyFn, Layer, Params
 
 Dataset: TypeAlias = tuple[Any, Any]
@@ -154,9 +155,8 @@ def make_epoch_fn(
         batch_sharding,
     )
     if jit_kwargs:
-        return jax.jit(
-            functools.partial(_train_epoch, spec=spec), donate_argnums=(0, 1), **jit_kwargs
-        )
+        options = {"compiler_options": EPOCH_COMPILER_OPTIONS, "donate_argnums": (0, 1)}
+        return jax.jit(functools.partial(_train_epoch, spec=spec), **{**options, **jit_kwargs})
     return functools.partial(train_epoch, spec=spec)
 
 
@@ -177,7 +177,12 @@ def _train_epoch(
     return (*carry, Metrics(jnp.sum(loss_sums) / n, jnp.sum(hit_counts) / n))
 
 
-train_epoch = jax.jit(_train_epoch, static_argnames="spec", donate_argnums=(0, 1))
+train_epoch = jax.jit(
+    _train_epoch,
+    static_argnames="spec",
+    donate_argnums=(0, 1),
+    compiler_options=EPOCH_COMPILER_OPTIONS,
+)
 """The jitted epoch shared by every :func:`make_epoch_fn` without ``jit_kwargs``."""
 
 
@@ -271,7 +276,11 @@ def evaluate_arrays(
     )
 
 
-@functools.partial(jax.jit, static_argnames=("apply", "loss", "batch_size", "batch_sharding"))
+@functools.partial(
+    jax.jit,
+    static_argnames=("apply", "loss", "batch_size", "batch_sharding"),
+    compiler_options=EPOCH_COMPILER_OPTIONS,
+)
 def _evaluate_jit(
     params: Params,
     images: jax.Array,

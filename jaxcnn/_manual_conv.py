@@ -15,6 +15,9 @@ Given ``g = dL/dy`` the three gradients are
   (``s - 1`` zeros between pixels), pad ``k - 1`` zeros around it (a "full"
   correlation), correlate with the kernel flipped in both spatial axes and with
   its channel axes swapped, then crop the forward padding away.
+
+The kernels live in :mod:`jaxcnn._conv_grad`, shared with
+:func:`jaxcnn.ops.conv2d`'s custom VJP; this module validates and chooses.
 """
 
 from __future__ import annotations
@@ -22,21 +25,17 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-from jax import lax
 
 from jaxcnn import _checks, ops
 from jaxcnn._checks import IntOrPair, Padding2D, PaddingLike, Pair
-from jaxcnn._manual_common import (
-    check_grad_shape,
-    crop_padding,
-    offsets,
-    scatter_windows,
-    shifted,
-)
+from jaxcnn._conv_grad import BackwardPlan, choose_backward, conv_backward
+from jaxcnn._manual_common import check_grad_shape
 
-_HIGHEST = lax.Precision.HIGHEST
 _BACKWARD_IMPLS = ("auto", "lax", "sliding")
+_PLANS = {
+    "sliding": BackwardPlan(dx="scatter", dw="offsets"),
+    "lax": BackwardPlan(dx="correlation", dw="lax"),
+}
 
 
 def conv2d_backward(
@@ -62,138 +61,21 @@ def conv2d_backward(
         over pixels); ``dx`` scatters each offset's ``g @ w[i, j].T`` back to
         the pixels that offset read. ``"lax"``: ``dw`` as one
         ``lax.conv_general_dilated`` and ``dx`` as the full correlation with
-        the flipped kernel. ``"auto"`` (default): ``"sliding"``, the faster on
-        CPU as measured (docs/gradients.md); XLA's weight-gradient convolution
-        is also ~25x slower inside ``lax.scan`` than outside.
+        the flipped kernel. ``"auto"`` (default): the formulas
+        :func:`jaxcnn.ops.conv2d`'s own gradient uses for these shapes
+        (offsets or im2col patches for ``dw``, scatter for ``dx``; measured,
+        docs/benchmarks.md). XLA's weight-gradient convolution (``"lax"``) is
+        ~25x slower inside ``lax.scan`` than outside.
 
     Returns:
       ``(dx, dw, db)`` with the shapes of ``x``, ``w`` and ``[C_out]``.
     """
     fn = "conv2d_backward"
     x, w, g, strides, pads = _prepare(fn, x, w, g, stride, padding)
-    dx_impl, dw_impl = _choose(fn, impl)
-    if dx_impl == "lax":
-        dx = _input_grad_correlation(x.shape, w, g, strides, pads)
-    else:
-        dx = _input_grad_scatter(x.shape, w, g, strides, pads)
-    return dx, _kernel_grad(x, w.shape, g, strides, pads, dw_impl), jnp.sum(g, axis=(0, 1, 2))
-
-
-def _input_grad_correlation(
-    x_shape: tuple[int, ...], w: jax.Array, g: jax.Array, strides: Pair, pads: Padding2D
-) -> jax.Array:
-    """``dx``: full correlation of the stride-dilated ``g`` with the flipped kernel."""
-    padded = (x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]))
-    spread = spread_gradient(g, (w.shape[0], w.shape[1]), strides, padded)
-    dxp = ops.conv2d(spread, flip_kernel(w), impl="lax")  # [N, H + pads, W + pads, C_in]
-    return crop_padding(dxp, x_shape, pads)
-
-
-def _input_grad_scatter(
-    x_shape: tuple[int, ...], w: jax.Array, g: jax.Array, strides: Pair, pads: Padding2D
-) -> jax.Array:
-    """``dx``: offset ``(i, j)`` of every window sends ``g @ w[i, j].T`` back.
-
-    The same sum as the full correlation, read the other way round: output
-    pixel ``(r, c)`` read ``xp[r*sh + i, c*sw + j]`` with weight ``w[i, j]``,
-    so that input pixel receives ``g[r, c] @ w[i, j].T``.
-    """
-    window = (w.shape[0], w.shape[1])
-    parts = [jnp.matmul(g, w[i, j].T, precision=_HIGHEST) for i, j in offsets(window)]
-    padded_shape = (
-        x_shape[0],
-        x_shape[1] + sum(pads[0]),
-        x_shape[2] + sum(pads[1]),
-        x_shape[3],
-    )
-    return crop_padding(scatter_windows(parts, padded_shape, window, strides), x_shape, pads)
-
-
-def spread_gradient(g: jax.Array, window: Pair, strides: Pair, padded: Pair) -> jax.Array:
-    """Dilate ``g`` by the stride and pad it for a "full" correlation.
-
-    ``s - 1`` zeros go between neighbouring pixels (where the strided forward
-    pass skipped positions) and ``k - 1`` zeros around, plus zeros for padded
-    rows/columns that no window reached, so that a valid ``k``-correlation of
-    the result has the padded input's size ``padded``.
-
-    Args:
-      g: ``[N, H_out, W_out, C_out]``.
-      window: ``(kh, kw)``.
-      strides: ``(sh, sw)``.
-      padded: ``(H + pad_h, W + pad_w)`` of the forward's padded input.
-
-    Returns:
-      ``[N, padded_h + kh - 1, padded_w + kw - 1, C_out]``.
-    """
-    axes = []
-    for axis in range(2):
-        k, s, out = window[axis], strides[axis], g.shape[1 + axis]
-        unreached = padded[axis] - ((out - 1) * s + k)
-        axes.append((k - 1, k - 1 + unreached, s - 1))
-    return lax.pad(g, jnp.zeros((), g.dtype), ((0, 0, 0), axes[0], axes[1], (0, 0, 0)))
-
-
-def flip_kernel(w: jax.Array) -> jax.Array:
-    """``[kh, kw, C_in, C_out] -> [kh, kw, C_out, C_in]``, rotated 180 degrees.
-
-    ``flipped[i, j, o, ci] = w[kh - 1 - i, kw - 1 - j, ci, o]``.
-    """
-    return jnp.transpose(w[::-1, ::-1], (0, 1, 3, 2))
-
-
-def _kernel_grad(
-    x: jax.Array,
-    w_shape: tuple[int, ...],
-    g: jax.Array,
-    strides: Pair,
-    pads: Padding2D,
-    impl: str,
-) -> jax.Array:
-    """``dw[i, j] = sum_{n, r, c} xp[n, r*sh + i, c*sw + j] (x) g[n, r, c]``."""
-    xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-    if impl == "lax":
-        return _kernel_grad_lax(xp, w_shape, g, strides)
-    out = (g.shape[1], g.shape[2])
-    contract = (((0, 1, 2), (0, 1, 2)), ((), ()))
-    blocks = [
-        [
-            # [C_out, C_in]: g on the left, as XLA's own transpose rule does.
-            lax.dot_general(g, shifted(xp, (i, j), out, strides), contract, precision=_HIGHEST)
-            for j in range(w_shape[1])
-        ]
-        for i in range(w_shape[0])
-    ]
-    return jnp.transpose(jnp.stack([jnp.stack(row) for row in blocks]), (0, 1, 3, 2))
-
-
-def _kernel_grad_lax(
-    xp: jax.Array, w_shape: tuple[int, ...], g: jax.Array, strides: Pair
-) -> jax.Array:
-    """The same sum as one convolution: the batch axis is contracted like a channel.
-
-    Read ``xp`` as ``[C_in(batch), H, W, N(feature)]`` and ``g`` as a
-    ``[N(in), H_out, W_out, C_out]`` kernel dilated by the stride; the output's
-    spatial axes are the kernel offsets ``(i, j)``.
-    """
-    dw = lax.conv_general_dilated(
-        xp,
-        g,
-        window_strides=(1, 1),
-        padding="VALID",
-        rhs_dilation=strides,
-        dimension_numbers=("CHWN", "IHWO", "HWNC"),
-        precision=_HIGHEST,
-    )
-    return dw[: w_shape[0], : w_shape[1]]
-
-
-def _choose(fn: str, impl: Any) -> tuple[str, str]:
-    """``(dx_impl, dw_impl)`` for ``impl``; see :func:`conv2d_backward`."""
     if impl not in _BACKWARD_IMPLS:
         raise ValueError(f"{fn}: impl must be one of {_BACKWARD_IMPLS}, got {impl!r}")
-    chosen = "sliding" if impl == "auto" else str(impl)
-    return chosen, chosen
+    plan = _PLANS[impl] if impl in _PLANS else choose_backward(x.shape, w.shape, strides)
+    return conv_backward(x, w, g, strides, pads, plan)
 
 
 def _prepare(

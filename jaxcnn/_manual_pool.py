@@ -5,7 +5,10 @@ the input. Both formulas loop over the ``kh * kw`` window offsets ``(i, j)``
 (never over pixels): at offset ``(i, j)`` window ``(r, c)`` reads the padded
 input pixel ``(r*sh + i, c*sw + j)``, so one strided slice gives that pixel
 for every window at once, and the gradient it receives is put back in place
-by :func:`scatter_windows`.
+by :func:`jaxcnn._windows.scatter_windows` (non-overlapping windows: one
+select in a ``[N, H_out, kh, W_out, kw, C]`` view, reshaped back).
+The kernels live in :mod:`jaxcnn._pool_grad`, shared with
+:func:`jaxcnn.ops.max_pool2d`'s custom VJP; this module validates.
 
 Tie rule for max pooling: each window's gradient goes, whole, to the **first**
 maximum of the window in row-major order (smallest ``i``, then smallest
@@ -23,15 +26,17 @@ import jax.numpy as jnp
 
 from jaxcnn import _checks
 from jaxcnn._checks import IntOrPair, Padding2D, PaddingLike, Pair
-from jaxcnn._manual_common import (
-    check_grad_shape,
-    crop_padding,
-    image_shape,
-    offsets,
-    scatter_windows,
-    shifted,
-)
+from jaxcnn._manual_common import check_grad_shape, image_shape
 from jaxcnn._pool import prepare_pool, window_counts
+from jaxcnn._pool_grad import avg_pool_backward, max_pool_backward
+from jaxcnn._windows import first_max
+
+__all__ = [
+    "avg_pool2d_backward",
+    "first_max",
+    "global_avg_pool2d_backward",
+    "max_pool2d_backward",
+]
 
 
 def max_pool2d_backward(
@@ -67,34 +72,7 @@ def max_pool2d_backward(
     """
     fn = "max_pool2d_backward"
     x, g, window, strides, pads = _prepare(fn, x, g, size, stride, padding)
-    xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=-jnp.inf)
-    out = (g.shape[1], g.shape[2])
-    windows = offsets(window)
-    winner = first_max([shifted(xp, offset, out, strides) for offset in windows])
-    zero = jnp.zeros((), g.dtype)
-    parts = [jnp.where(winner == k, g, zero) for k in range(len(windows))]
-    return crop_padding(scatter_windows(parts, xp.shape, window, strides), x.shape, pads)
-
-
-def first_max(candidates: Sequence[jax.Array]) -> jax.Array:
-    """Index of the first maximum across equally shaped arrays, elementwise.
-
-    One running comparison with ``>``: a later candidate only takes over when
-    it is strictly larger, so ties keep the earliest (row-major) one.
-
-    Args:
-      candidates: ``K`` arrays of one shape, e.g. ``[N, H_out, W_out, C]``.
-
-    Returns:
-      ``int32`` array of that shape with values in ``[0, K)``.
-    """
-    best = candidates[0]
-    winner = jnp.zeros(best.shape, jnp.int32)
-    for k, candidate in enumerate(candidates[1:], start=1):
-        better = candidate > best
-        best = jnp.where(better, candidate, best)
-        winner = jnp.where(better, jnp.int32(k), winner)
-    return winner
+    return max_pool_backward(x, g, window, strides, pads)
 
 
 def avg_pool2d_backward(
@@ -119,10 +97,8 @@ def avg_pool2d_backward(
       ``[N, H, W, C]``.
     """
     x, g, window, strides, pads = _prepare("avg_pool2d_backward", x, g, size, stride, padding)
-    share = g / window_counts(x.shape, window, strides, pads, g.dtype)
-    padded_shape = (x.shape[0], x.shape[1] + sum(pads[0]), x.shape[2] + sum(pads[1]), x.shape[3])
-    parts = [share] * (window[0] * window[1])
-    return crop_padding(scatter_windows(parts, padded_shape, window, strides), x.shape, pads)
+    counts = window_counts(x.shape, window, strides, pads, g.dtype)
+    return avg_pool_backward(g, counts, x.shape, window, strides, pads)
 
 
 def global_avg_pool2d_backward(g: Any, x_shape: Sequence[int]) -> jax.Array:

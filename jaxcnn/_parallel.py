@@ -35,6 +35,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from jaxcnn import _epoch, models
 from jaxcnn._epoch import EpochFn, EpochSpec, Metrics
+from jaxcnn._xla_options import EPOCH_COMPILER_OPTIONS
 from jaxcnn.layers import Layer, Params
 
 BATCH_AXIS = "batch"
@@ -166,6 +167,7 @@ def _jitted_epoch(mesh: Mesh) -> Any:
         donate_argnums=(1, 2),
         in_shardings=everywhere,
         out_shardings=everywhere,
+        compiler_options=EPOCH_COMPILER_OPTIONS,
     )
 
 

@@ -1,7 +1,10 @@
 """Every manual backward formula against jax.vjp, in float64, on random configurations.
 
-The reference is always ``jax.vjp`` of the forward op in :mod:`jaxcnn.ops`;
-the manual side never calls autodiff. Tolerance 1e-10 (float64 rounding is
+The reference is always ``jax.vjp`` of the forward op as JAX differentiates
+it itself (:mod:`tests.reference`: ``lax.conv_general_dilated`` or the sliding
+offset sum, ``lax.reduce_window``), never of :mod:`jaxcnn.ops`' conv and
+max-pool, whose custom VJPs share the manual formulas' kernels; the manual
+side never calls autodiff. Tolerance 1e-10 (float64 rounding is
 ~1e-14 at these sizes). The custom-VJP twins in :mod:`jaxcnn.manual` are
 checked in the same examples, so "training on manual gradients" is covered by
 the same evidence.
@@ -19,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxcnn import manual, ops
+from tests.reference import reference_conv2d, reference_max_pool2d
 
 RTOL = ATOL = 1e-10  # float64 rounding at these sizes is ~1e-14
 
@@ -111,11 +115,11 @@ def assert_trees_close(got: Any, want: Any) -> None:
     forward_impl=st.sampled_from(["lax", "sliding"]),
 )
 def test_conv2d_backward_matches_vjp(case: dict[str, Any], impl: Any, forward_impl: Any) -> None:
-    """Manual backward (any ``impl``) vs ``jax.vjp`` of either forward implementation."""
+    """Manual backward (any ``impl``) vs ``jax.vjp`` of either plain forward implementation."""
     conf = {"stride": case["stride"], "padding": case["padding"]}
 
     def both(x: jax.Array, w: jax.Array, b: jax.Array, g: jax.Array) -> Any:
-        forward = lambda x, w, b: ops.conv2d(x, w, b, **conf, impl=forward_impl)  # noqa: E731
+        forward = lambda x, w, b: reference_conv2d(x, w, b, **conf, impl=forward_impl)  # noqa: E731
         return jax.vjp(forward, x, w, b)[1](g), manual.conv2d_backward(x, w, g, **conf, impl=impl)
 
     with jax.enable_x64(True):
@@ -139,11 +143,13 @@ def test_conv2d_custom_vjp_matches_vjp(impl: Any, stride: Any, padding: Any) -> 
             jnp.asarray(rng.normal(size=(3, 2, 3, 4))),
         )
         b = jnp.asarray(rng.normal(size=4))
-        y, vjp = jax.vjp(lambda x, w, b: ops.conv2d(x, w, b, **conf, impl=impl), x, w, b)
+        forward = "lax" if impl == "auto" else impl
+        y, vjp = jax.vjp(lambda x, w, b: reference_conv2d(x, w, b, **conf, impl=forward), x, w, b)
         y_custom, custom_vjp = jax.vjp(
             lambda x, w, b: manual.conv2d(x, w, b, **conf, impl=impl, backward_impl=impl), x, w, b
         )
-        np.testing.assert_array_equal(y_custom, y)
+        np.testing.assert_array_equal(y_custom, ops.conv2d(x, w, b, **conf, impl=impl))
+        assert_close(y_custom, y)
         g = random_like(rng, y)
         assert_trees_close(custom_vjp(g), vjp(g))
         dx, dw = jax.vjp(lambda x, w: manual.conv2d(x, w, **conf, impl=impl), x, w)[1](g)
@@ -172,7 +178,7 @@ def test_conv2d_backward_article_formula_by_loops() -> None:
 @settings(max_examples=CORE_EXAMPLES)
 @given(case=pool_cases(), kind=st.sampled_from(["max", "avg"]))
 def test_pool_backward_matches_vjp(case: dict[str, Any], kind: str) -> None:
-    forward = {"max": ops.max_pool2d, "avg": ops.avg_pool2d}[kind]
+    forward = {"max": reference_max_pool2d, "avg": ops.avg_pool2d}[kind]
     backward = {"max": manual.max_pool2d_backward, "avg": manual.avg_pool2d_backward}[kind]
     custom = {"max": manual.max_pool2d, "avg": manual.avg_pool2d}[kind]
     conf = {"size": case["size"], "stride": case["stride"], "padding": case["padding"]}
@@ -339,8 +345,8 @@ def test_custom_vjp_ops_under_jit_keep_dtype() -> None:
         return jnp.sum(manual.flatten(manual.max_pool2d(h)) ** 2)
 
     def reference(x: jax.Array, w: jax.Array) -> jax.Array:
-        h = ops.relu(ops.conv2d(x, w, stride=1, padding="same"))
-        return jnp.sum(ops.flatten(ops.max_pool2d(h)) ** 2)
+        h = ops.relu(reference_conv2d(x, w, stride=1, padding="same"))
+        return jnp.sum(ops.flatten(reference_max_pool2d(h)) ** 2)
 
     got = jax.jit(jax.grad(loss, (0, 1)))(x, w)
     want = jax.jit(jax.grad(reference, (0, 1)))(x, w)

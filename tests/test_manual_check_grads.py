@@ -1,7 +1,9 @@
 """Finite differences: ``jax.test_util.check_grads`` on the forward ops and their custom-VJP twins.
 
 The ops in :mod:`jaxcnn.ops` are checked in forward and reverse mode, to first
-order in the default run and to second order in the slow one; the
+order in the default run and to second order in the slow one (conv and
+max-pool, whose ``custom_vjp`` is reverse-only, in reverse mode; their plain
+references of :mod:`tests.reference` in both); the
 :mod:`jaxcnn.manual` twins (whose reverse rule is the hand-written formula)
 in reverse mode, likewise; their second order differentiates through the
 manual backward formulas themselves. Inputs are spread apart (no ties, no
@@ -20,6 +22,7 @@ import pytest
 from jax.test_util import check_grads
 
 from jaxcnn import manual, ops
+from tests.reference import reference_conv2d, reference_max_pool2d
 
 Op = Callable[..., jax.Array]
 
@@ -48,6 +51,19 @@ FORWARD_OPS: dict[str, tuple[Op, Callable[[np.random.Generator], tuple[jax.Array
         conv_args,
     ),
     "max-pool": (lambda x: ops.max_pool2d(x, 3, 2, "same"), lambda r: (spread(r, (2, 7, 6, 2)),)),
+    "max-pool-tiled": (lambda x: ops.max_pool2d(x, 2), lambda r: (spread(r, (2, 5, 4, 2)),)),
+    "conv-lax-reference": (
+        lambda x, w, b: reference_conv2d(x, w, b, stride=2, padding="same", impl="lax"),
+        conv_args,
+    ),
+    "conv-sliding-reference": (
+        lambda x, w, b: reference_conv2d(x, w, b, stride=(1, 2), padding=1, impl="sliding"),
+        conv_args,
+    ),
+    "max-pool-reference": (
+        lambda x: reference_max_pool2d(x, 3, 2, "same"),
+        lambda r: (spread(r, (2, 7, 6, 2)),),
+    ),
     "avg-pool": (lambda x: ops.avg_pool2d(x, 2, 1, 1), lambda r: (spread(r, (2, 5, 4, 2)),)),
     "global-avg-pool": (ops.global_avg_pool2d, lambda r: (spread(r, (2, 4, 3, 2)),)),
     "dense": (
@@ -67,6 +83,14 @@ FORWARD_OPS: dict[str, tuple[Op, Callable[[np.random.Generator], tuple[jax.Array
         lambda r: (jnp.asarray(r.normal(size=(3, 4)) * 2), jnp.asarray(r.random(size=3) + 0.5)),
     ),
 }
+
+REVERSE_ONLY = {"conv-lax", "conv-sliding", "max-pool", "max-pool-tiled"}
+"""The ops with a ``custom_vjp`` (the fast backward formulas): no forward mode."""
+
+
+def modes(name: str) -> tuple[str, ...]:
+    return ("rev",) if name in REVERSE_ONLY else ("fwd", "rev")
+
 
 MANUAL_TWINS: dict[str, Op] = {
     "conv-lax": lambda x, w, b: manual.conv2d(x, w, b, stride=2, padding="same", impl="lax"),
@@ -88,7 +112,7 @@ def test_forward_ops_pass_check_grads(name: str) -> None:
     op, make_args = FORWARD_OPS[name]
     with jax.enable_x64(True):
         args = make_args(np.random.default_rng(0))
-        check_grads(jax.jit(op), args, order=1, modes=("fwd", "rev"), eps=1e-4)
+        check_grads(jax.jit(op), args, order=1, modes=modes(name), eps=1e-4)
 
 
 @pytest.mark.slow
@@ -97,7 +121,7 @@ def test_forward_ops_pass_second_order_check_grads(name: str) -> None:
     op, make_args = FORWARD_OPS[name]
     with jax.enable_x64(True):
         args = make_args(np.random.default_rng(0))
-        check_grads(jax.jit(op), args, order=2, modes=("fwd", "rev"), eps=1e-4)
+        check_grads(jax.jit(op), args, order=2, modes=modes(name), eps=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,9 @@
-"""Whole models: chained manual backward == jax.grad; training on manual gradients."""
+"""Whole models: chained manual backward == jax.grad; training on manual gradients.
+
+The reference is ``jax.grad`` of :func:`tests.reference.plain_autodiff` of the
+model (conv and max-pool as JAX differentiates ``lax`` itself), never of the
+model as built: its ops' custom VJPs share the manual formulas' kernels.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from jax import lax
 
 from jaxcnn import layers, manual, models
 from jaxcnn.layers import Layer
+from tests.reference import plain_autodiff
 
 MODEL_NAMES = ["shapes", "mnist-cnn", "mnist-dense"]
 
@@ -76,13 +82,20 @@ def setup(name: str, n: int, seed: int = 0, dtype: Any = jnp.float64) -> tuple[A
 
 
 def autodiff_grads(model: Layer, params: Any, x: Any, y: Any, weights: Any = None) -> Any:
-    """``jax.grad`` of the model's loss (jitted: faster than eager, same numbers)."""
+    """``jax.grad`` of the plain-autodiff model's loss (jitted: faster than eager, same numbers)."""
     loss: Callable[..., jax.Array] = models.loss_fn(model)
+    plain = plain_autodiff(model)
 
     def grads(p: Any, x: Any, y: Any, w: Any) -> Any:
-        return jax.grad(lambda p: loss(model.apply(p, x), y, weights=w))(p)
+        return jax.grad(lambda p: loss(plain.apply(p, x), y, weights=w))(p)
 
     return jax.jit(grads)(params, x, y, weights)
+
+
+def fast_grads(model: Layer, params: Any, x: Any, y: Any) -> Any:
+    """``jax.grad`` of the model as built: conv and max-pool through the ops' custom VJPs."""
+    loss: Callable[..., jax.Array] = models.loss_fn(model)
+    return jax.jit(jax.grad(lambda p: loss(model.apply(p, x), y)))(params)
 
 
 def max_abs_diff(a: Any, b: Any) -> float:
@@ -103,16 +116,17 @@ def assert_trees_close(got: Any, want: Any, tol: float = 1e-10) -> None:
 def float64_case(name: str) -> tuple[Any, ...]:
     """Shared by the float64 tests: ``(model, params, x, y, weights, reference)``.
 
-    ``reference`` = ``(grads, weighted grads, weighted loss)`` by ``jax.grad``,
-    computed once per model (compiling is most of these tests' time). Only call
-    inside ``jax.enable_x64(True)``.
+    ``reference`` = ``(grads, weighted grads, weighted loss)`` by ``jax.grad``
+    of the plain-autodiff model, computed once per model (compiling is most of
+    these tests' time). Only call inside ``jax.enable_x64(True)``.
     """
     model, params, x, y, weights = setup(name, n=3)
     loss: Callable[..., jax.Array] = models.loss_fn(model)
+    plain = plain_autodiff(model)
 
     def reference(p: Any, x: Any, y: Any, w: Any) -> Any:
         def loss_of(p: Any, w: Any) -> jax.Array:
-            return loss(model.apply(p, x), y, weights=w)
+            return loss(plain.apply(p, x), y, weights=w)
 
         return jax.grad(loss_of)(p, None), *jax.value_and_grad(loss_of)(p, w)[::-1]
 
@@ -131,6 +145,8 @@ def test_model_grads_equals_jax_grad(name: str) -> None:
 
         grads, (loss, weighted) = jax.jit(ours)(params, x, y, weights)
         assert_trees_close(grads, want)
+        # jax.grad of the model as built (the ops' custom VJPs) is the same gradient.
+        assert_trees_close(fast_grads(model, params, x, y), want)
         assert_trees_close(weighted, want_weighted)
         np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
         assert max_abs_diff(weighted, grads) > 1e-6  # the weights really mattered
@@ -171,16 +187,21 @@ def test_per_sample_gradients_average_to_the_batch_gradient(name: str) -> None:
     with jax.enable_x64(True):
         model, params, x, y, weights = setup(name, n=5, seed=2)
         loss = models.loss_fn(model)
+        plain = plain_autodiff(model)
 
-        def one(p: Any, xi: Any, yi: Any) -> Any:
-            return jax.grad(lambda p: loss(model.apply(p, xi[None]), yi[None]))(p)
+        def one(p: Any, xi: Any, yi: Any, apply: Any = plain.apply) -> Any:
+            return jax.grad(lambda p: loss(apply(p, xi[None]), yi[None]))(p)
 
         def one_manual(p: Any, xi: Any, yi: Any) -> Any:
             return manual.model_grads(model, p, xi[None], yi[None])
 
-        per_sample = jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))(params, x, y)
-        per_sample_manual = jax.jit(jax.vmap(one_manual, in_axes=(None, 0, 0)))(params, x, y)
-        assert_trees_close(per_sample_manual, per_sample)
+        def per_sample_of(fn: Any) -> Any:
+            return jax.jit(jax.vmap(fn, in_axes=(None, 0, 0)))(params, x, y)
+
+        per_sample = per_sample_of(one)
+        assert_trees_close(per_sample_of(one_manual), per_sample)
+        # vmap of the ops' custom VJPs (the model as built) too.
+        assert_trees_close(per_sample_of(functools.partial(one, apply=model.apply)), per_sample)
         batch = autodiff_grads(model, params, x, y)
         assert_trees_close(jax.tree.map(lambda g: g.mean(axis=0), per_sample), batch)
         # Weighted: sum_n w_n g_n / sum(w) is the weighted-loss gradient.
@@ -212,15 +233,28 @@ def test_sgd_on_manual_gradients_matches_autodiff(name: str) -> None:
     model, params, x, y, _ = setup(name, n=4 * 8, seed=3, dtype=jnp.float32)
     mask = jnp.ones(32, jnp.float32).at[-3:].set(0.0)  # a padded last batch
     data = (x.reshape(4, 8, *x.shape[1:]), y.reshape(4, 8), mask.reshape(4, 8))
-    plain, plain_losses = sgd_params(model, models.loss_fn(model), params, data)
+    reference = plain_autodiff(model)
+    plain, plain_losses = sgd_params(reference, models.loss_fn(model), params, data)
     twin = manual.with_manual_grads(model)
     ours, our_losses = sgd_params(twin, manual.loss_fn(twin), params, data)
     assert max_abs_diff(ours, params) > 1e-3  # training moved the parameters
     assert_trees_close(ours, plain, tol=2e-5)
     np.testing.assert_allclose(our_losses, plain_losses, rtol=2e-5)
+    fast, fast_losses = sgd_params(model, models.loss_fn(model), params, data)  # ops' VJPs
+    assert_trees_close(fast, plain, tol=2e-5)
+    np.testing.assert_allclose(fast_losses, plain_losses, rtol=2e-5)
     if name == "shapes":  # manual layers with the ops loss (what fit may pair them with)
         also = sgd_params(twin, models.loss_fn(model), params, data)[0]
         assert_trees_close(also, plain, tol=2e-5)
+
+
+def test_the_reference_model_has_no_custom_vjp() -> None:
+    """The reference is independent: JAX derives every gradient of it (and of it only)."""
+    model = models.mnist_cnn()
+    _, params = model.init(jax.random.key(0), (-1, *models.IMAGE_SHAPE))
+    x = jnp.zeros((2, *models.IMAGE_SHAPE))
+    assert "custom_vjp_call" in str(jax.make_jaxpr(model.apply)(params, x))
+    assert "custom_vjp_call" not in str(jax.make_jaxpr(plain_autodiff(model).apply)(params, x))
 
 
 def test_model_grads_rejects_unknown_layers() -> None:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from jaxcnn import manual, ops
 from tests import oracle
+from tests.reference import reference_max_pool2d
 
 EXAMPLES = max(12, settings().max_examples * 3 // 8)
 
@@ -128,7 +129,7 @@ def test_jax_grad_of_reduce_window_also_picks_the_first_max(dtype: Any, mode: st
             g = jnp.asarray(rng.random(size=y.shape) + 0.5, dtype)
 
             def autodiff(x: jax.Array, g: jax.Array, size: int = size, stride: int = stride) -> Any:
-                return jax.vjp(lambda x: ops.max_pool2d(x, size, stride), x)[1](g)[0]
+                return jax.vjp(lambda x: reference_max_pool2d(x, size, stride), x)[1](g)[0]
 
             run = jax.jit(autodiff) if mode == "jit" else autodiff
             # Same pixels; overlapping windows may add in another order (1 ulp).
@@ -145,7 +146,8 @@ def test_overlapping_windows_add_instead_of_overwrite() -> None:
     want = np.zeros((3, 3))
     want[1, 1] = 10.0  # the article's "out[...] = gradient" would keep only one of them
     np.testing.assert_array_equal(dx[0, :, :, 0], want)
-    np.testing.assert_array_equal(jax.grad(lambda x: jnp.sum(ops.max_pool2d(x, 2, 1) * g))(x), dx)
+    for pool in (reference_max_pool2d, ops.max_pool2d):  # JAX's own gradient, ops' custom VJP
+        np.testing.assert_array_equal(jax.grad(lambda x, p=pool: jnp.sum(p(x, 2, 1) * g))(x), dx)
 
 
 def test_odd_sizes_drop_the_last_row_and_column_like_the_forward() -> None:
@@ -157,12 +159,12 @@ def test_odd_sizes_drop_the_last_row_and_column_like_the_forward() -> None:
     assert dx.shape == x.shape
     np.testing.assert_array_equal(dx[:, 10, :, :], 0)
     np.testing.assert_array_equal(dx[:, :, 10, :], 0)
-    np.testing.assert_array_equal(jax.vjp(ops.max_pool2d, x)[1](g)[0], dx)
+    np.testing.assert_array_equal(jax.vjp(reference_max_pool2d, x)[1](g)[0], dx)
 
 
 def test_windows_entirely_in_the_padding_send_nothing_back() -> None:
     x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 2, 2, 1)))
-    y, vjp = jax.vjp(lambda x: ops.max_pool2d(x, 2, 2, 2), x)  # 6x6 padded: 9 windows
+    y, vjp = jax.vjp(lambda x: reference_max_pool2d(x, 2, 2, 2), x)  # 6x6 padded: 9 windows
     assert np.isneginf(np.asarray(y)).sum() == 8  # only the centre window sees real pixels
     g = jnp.ones_like(y)
     dx = manual.max_pool2d_backward(x, g, size=2, stride=2, padding=2)
@@ -183,7 +185,7 @@ def test_jit_of_grad_through_pooling_works(pool: Any) -> None:
 
 @pytest.mark.parametrize("shape", [(4, 26, 26, 8), (4, 11, 11, 16)])
 def test_custom_vjp_max_pool_is_a_drop_in_for_the_models_pools(shape: tuple[int, ...]) -> None:
-    """``manual.max_pool2d`` under jit: same forward, same gradient (tie-free float32)."""
+    """``manual.max_pool2d`` and ``ops.max_pool2d`` under jit: JAX's own gradient (tie-free)."""
     rng = np.random.default_rng(5)
     x = jnp.asarray(rng.permutation(np.prod(shape)).reshape(shape), jnp.float32)
     g = jnp.asarray(rng.normal(size=(shape[0], shape[1] // 2, shape[2] // 2, shape[3])))
@@ -193,4 +195,6 @@ def test_custom_vjp_max_pool_is_a_drop_in_for_the_models_pools(shape: tuple[int,
         return jax.jit(lambda x: jax.vjp(pool, x)[1](g)[0])
 
     np.testing.assert_array_equal(manual.max_pool2d(x), ops.max_pool2d(x))
-    np.testing.assert_array_equal(grad_of(manual.max_pool2d)(x), grad_of(ops.max_pool2d)(x))
+    want = grad_of(reference_max_pool2d)(x)  # select-and-scatter, as JAX derives it
+    np.testing.assert_array_equal(grad_of(manual.max_pool2d)(x), want)
+    np.testing.assert_array_equal(grad_of(ops.max_pool2d)(x), want)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from jaxcnn import ops
 from tests import oracle
+from tests.reference import reference_max_pool2d
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
 IMPLS: list[Any] = ["lax", "sliding"]
@@ -332,7 +333,7 @@ def test_weighted_losses_mask_examples() -> None:
         ops.binary_cross_entropy(z, y, weights=mask[:4])
 
 
-@pytest.mark.parametrize("pool", [ops.max_pool2d, ops.avg_pool2d])
+@pytest.mark.parametrize("pool", [ops.max_pool2d, ops.avg_pool2d, reference_max_pool2d])
 def test_pooling_is_differentiable_under_jit(pool: Any) -> None:
     """Regression: a traced init value made reduce_window non-differentiable."""
     x = jnp.asarray(np.random.default_rng(11).normal(size=(2, 4, 4, 3)), jnp.float32)

@@ -11,7 +11,7 @@ import argparse
 from types import ModuleType
 from typing import Any, Protocol
 
-from jaxcnn.commands import data, figures, train
+from jaxcnn.commands import bench, data, figures, train
 
 
 class Command(Protocol):
@@ -20,4 +20,4 @@ class Command(Protocol):
     def register(self, subparsers: argparse._SubParsersAction[Any]) -> None: ...
 
 
-COMMANDS: list[ModuleType] = [train, data, figures]
+COMMANDS: list[ModuleType] = [train, data, figures, bench]

@@ -104,8 +104,11 @@ def test_sharded_fit_matches_one_device(
     sharded = arrays(worker_dir / f"{setup}_all.npz")
     assert sorted(single) == sorted(sharded)
     assert any(name.startswith("opt_state") for name in single) == (setup == "dense")
+    # The all-reduce sums the gradient in another order than one device does. Adam divides
+    # by sqrt(v), so a near-zero gradient's rounding can move its update by a visible
+    # fraction of lr (1e-3): measured up to 2.7e-6 in 2 of 100,352 weights after 6 steps.
     for name, want in single.items():
-        np.testing.assert_allclose(sharded[name], want, rtol=2e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(sharded[name], want, rtol=2e-5, atol=1e-5, err_msg=name)
     one, many = equivalence[f"{setup}_single"]["history"], equivalence[f"{setup}_all"]["history"]
     assert (
         sorted(one) == sorted(many) == ["train_accuracy", "train_loss", "val_accuracy", "val_loss"]

@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxcnn import manual, ops
+from tests import strategies
 from tests.reference import reference_conv2d, reference_max_pool2d
 
 RTOL = ATOL = 1e-10  # float64 rounding at these sizes is ~1e-14
@@ -37,55 +38,19 @@ def assert_close(got: Any, want: Any) -> None:
 EXAMPLES = max(10, settings().max_examples // 4)
 CORE_EXAMPLES = max(15, settings().max_examples * 3 // 8)  # conv and pooling: the heart of it
 
-paddings = st.one_of(
-    st.sampled_from(["valid", "same"]),
-    st.integers(0, 2),
-    st.tuples(
-        st.tuples(st.integers(0, 2), st.integers(0, 2)),
-        st.tuples(st.integers(0, 2), st.integers(0, 2)),
-    ),
-)
-strides = st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)))
 
-
-def pads_of(padding: Any, window: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The padding contract, restated independently of the library."""
-    if padding == "valid":
-        return (0, 0), (0, 0)
-    if padding == "same":
-        return ((window[0] - 1) // 2, window[0] // 2), ((window[1] - 1) // 2, window[1] // 2)
-    if isinstance(padding, int):
-        return (padding, padding), (padding, padding)
-    return padding
-
-
-@st.composite
-def conv_cases(draw: st.DrawFn) -> dict[str, Any]:
+def conv_cases() -> st.SearchStrategy[dict[str, Any]]:
     """Kernel 1-4, stride 1-3, every padding form, 1-4 channels in/out, batch 1-5."""
-    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
-    padding = draw(paddings)
-    pads = pads_of(padding, kernel)
-    height = draw(st.integers(max(1, kernel[0] - sum(pads[0])), 9))
-    width = draw(st.integers(max(1, kernel[1] - sum(pads[1])), 9))
-    c_in, c_out = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    return {
-        "x": rng.normal(size=(draw(st.integers(1, 5)), height, width, c_in)),
-        "w": rng.normal(size=(*kernel, c_in, c_out)),
-        "b": rng.normal(size=c_out),
-        "stride": draw(strides),
-        "padding": padding,
-        "seed": draw(st.integers(0, 2**32 - 1)),
-    }
+    return strategies.conv_cases(max_side=9, max_c_in=4, max_batch=5)
 
 
 @st.composite
 def pool_cases(draw: st.DrawFn) -> dict[str, Any]:
     """Window 1-3, stride None/1-3 (overlapping, touching, gapped), padding, batch 1-5."""
     size = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    stride = draw(st.one_of(st.none(), strides))
+    stride = draw(st.one_of(st.none(), strategies.strides))
     padding = draw(st.one_of(st.sampled_from(["valid", "same"]), st.integers(0, 1)))
-    pads = pads_of(padding, size)
+    pads = strategies.expected_pads(padding, size)
     height = draw(st.integers(max(1, size[0] - sum(pads[0])), 8))
     width = draw(st.integers(max(1, size[1] - sum(pads[1])), 8))
     shape = (draw(st.integers(1, 5)), height, width, draw(st.integers(1, 4)))

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxcnn import manual, ops
-from tests import oracle
+from tests import oracle, strategies
 from tests.reference import reference_max_pool2d
 
 EXAMPLES = max(12, settings().max_examples * 3 // 8)
@@ -47,20 +47,12 @@ def route_to_first_max(
     return dxp[:, t : t + x.shape[1], left_pad : left_pad + x.shape[2], :]
 
 
-def pads_of(padding: Any, size: tuple[int, int]) -> Any:
-    if padding == "valid":
-        return (0, 0), (0, 0)
-    if padding == "same":
-        return ((size[0] - 1) // 2, size[0] // 2), ((size[1] - 1) // 2, size[1] // 2)
-    return (padding, padding), (padding, padding)
-
-
 @st.composite
 def tie_cases(draw: st.DrawFn) -> dict[str, Any]:
     size = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     padding = draw(st.sampled_from(["valid", "same", 1]))
-    pads = pads_of(padding, size)
+    pads = strategies.expected_pads(padding, size)
     height = draw(st.integers(max(1, size[0] - sum(pads[0])), 7))
     width = draw(st.integers(max(1, size[1] - sum(pads[1])), 7))
     shape = (draw(st.integers(1, 3)), height, width, draw(st.integers(1, 3)))

@@ -23,41 +23,17 @@ from hypothesis import strategies as st
 from jaxcnn import _conv_grad, _pool_grad, _windows, ops
 from jaxcnn._checks import padding_pairs
 from jaxcnn._conv_grad import BackwardPlan, choose_backward, conv_backward
+from tests import strategies
 from tests.reference import reference_conv2d, reference_max_pool2d
 from tests.test_manual_pool import route_to_first_max
 
 EXAMPLES = max(10, settings().max_examples // 4)  # each example compiles its own programs
 TOL = 1e-10  # float64
 
-paddings = st.one_of(
-    st.sampled_from(["valid", "same"]),
-    st.integers(0, 2),
-    st.tuples(
-        st.tuples(st.integers(0, 2), st.integers(0, 2)),
-        st.tuples(st.integers(0, 2), st.integers(0, 2)),
-    ),
-)
-strides = st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)))
 
-
-@st.composite
-def conv_cases(draw: st.DrawFn) -> dict[str, Any]:
+def conv_cases() -> st.SearchStrategy[dict[str, Any]]:
     """Kernel 1-4, stride 1-3, any padding, 1-9 input channels (depth 1-144), batch 1-3."""
-    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
-    padding = draw(paddings)
-    pads = padding_pairs("test", padding, kernel)
-    height = draw(st.integers(max(1, kernel[0] - sum(pads[0])), 8))
-    width = draw(st.integers(max(1, kernel[1] - sum(pads[1])), 8))
-    c_in, c_out = draw(st.integers(1, 9)), draw(st.integers(1, 4))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    return {
-        "x": rng.normal(size=(draw(st.integers(1, 3)), height, width, c_in)),
-        "w": rng.normal(size=(*kernel, c_in, c_out)),
-        "b": rng.normal(size=c_out),
-        "stride": draw(strides),
-        "padding": padding,
-        "rng": rng,
-    }
+    return strategies.conv_cases(max_side=8, max_c_in=9, max_batch=3)
 
 
 def assert_close(got: Any, want: Any) -> None:
@@ -118,7 +94,7 @@ def test_the_article_layers_get_the_measured_plans() -> None:
 def pool_cases(draw: st.DrawFn) -> dict[str, Any]:
     """Window 1-3, stride None/1-3 (overlapping, tiling, gapped), padding; values in {0, 1, 2}."""
     size = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    stride = draw(st.one_of(st.none(), strides))
+    stride = draw(st.one_of(st.none(), strategies.strides))
     padding = draw(st.sampled_from(["valid", "same", 1]))
     pads = padding_pairs("test", padding, size)
     height = draw(st.integers(max(1, size[0] - sum(pads[0])), 8))

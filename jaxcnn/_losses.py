@@ -31,12 +31,8 @@ def binary_cross_entropy(logits: Any, labels: Any, *, weights: Any = None) -> ja
     fn = "binary_cross_entropy"
     logits = _checks.as_float_array(fn, "logits", logits)
     labels = _checks.as_array(fn, "labels", labels)
-    logits = _match_label_shape(fn, logits, labels)
-    if jnp.issubdtype(labels.dtype, jnp.complexfloating):
-        raise TypeError(f"{fn}: labels must be real (0/1), got dtype {labels.dtype}")
-    y = labels.astype(logits.dtype)
-    losses = -(y * jax.nn.log_sigmoid(logits) + (1 - y) * jax.nn.log_sigmoid(-logits))
-    return _weighted_mean(fn, losses, weights)
+    z = binary_logits(fn, logits, labels)
+    return _weighted_mean(fn, bce_terms(z, labels), weights)
 
 
 def softmax_cross_entropy(logits: Any, labels: Any, *, weights: Any = None) -> jax.Array:
@@ -56,6 +52,26 @@ def softmax_cross_entropy(logits: Any, labels: Any, *, weights: Any = None) -> j
     fn = "softmax_cross_entropy"
     logits = _checks.as_float_array(fn, "logits", logits)
     labels = _checks.as_array(fn, "labels", labels)
+    check_class_labels(fn, logits, labels)
+    return _weighted_mean(fn, softmax_ce_terms(logits, labels), weights)
+
+
+def binary_logits(fn: str, logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """``logits`` in ``labels``' shape (``[N, 1]`` squeezed), after checking the labels are real."""
+    z = _match_label_shape(fn, logits, labels)
+    if jnp.issubdtype(labels.dtype, jnp.complexfloating):
+        raise TypeError(f"{fn}: labels must be real (0/1), got dtype {labels.dtype}")
+    return z
+
+
+def bce_terms(z: jax.Array, labels: jax.Array) -> jax.Array:
+    """Each logit's ``-y log sigmoid(z) - (1 - y) log sigmoid(-z)``, shaped like ``z``."""
+    y = labels.astype(z.dtype)
+    return -(y * jax.nn.log_sigmoid(z) + (1 - y) * jax.nn.log_sigmoid(-z))
+
+
+def check_class_labels(fn: str, logits: jax.Array, labels: jax.Array) -> None:
+    """``logits [N, K]`` and integer ``labels [N]`` in ``[0, K)`` (when concrete)."""
     _checks.check_rank(fn, "logits", logits, "N, K")
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise TypeError(f"{fn}: labels must be integer class ids, got {labels.dtype}")
@@ -64,9 +80,12 @@ def softmax_cross_entropy(logits: Any, labels: Any, *, weights: Any = None) -> j
             f"{fn}: labels must have shape (N,) = ({logits.shape[0]},), got {tuple(labels.shape)}"
         )
     _check_label_range(fn, labels, logits.shape[1])
+
+
+def softmax_ce_terms(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Each example's ``-log softmax(z)[y]`` (max-shifted, so stable): ``[N]``."""
     log_probs = jax.nn.log_softmax(logits, axis=-1)
-    picked = jnp.take_along_axis(log_probs, labels[:, None], axis=1, mode="fill")
-    return _weighted_mean(fn, -picked[:, 0], weights)
+    return -jnp.take_along_axis(log_probs, labels[:, None], axis=1, mode="fill")[:, 0]
 
 
 def _weighted_mean(fn: str, losses: jax.Array, weights: Any) -> jax.Array:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn import _checks
-from jaxcnn._losses import _check_label_range, _match_label_shape
+from jaxcnn._losses import binary_logits, check_class_labels
 
 
 def sigmoid_bce_backward(logits: Any, labels: Any, *, weights: Any = None) -> jax.Array:
@@ -36,9 +36,7 @@ def sigmoid_bce_backward(logits: Any, labels: Any, *, weights: Any = None) -> ja
     fn = "sigmoid_bce_backward"
     logits = _checks.as_float_array(fn, "logits", logits)
     labels = _checks.as_array(fn, "labels", labels)
-    z = _match_label_shape(fn, logits, labels)
-    if jnp.issubdtype(labels.dtype, jnp.complexfloating):
-        raise TypeError(f"{fn}: labels must be real (0/1), got dtype {labels.dtype}")
+    z = binary_logits(fn, logits, labels)
     diff = jax.nn.sigmoid(z) - labels.astype(z.dtype)
     per_example = diff.size // diff.shape[0] if diff.shape[0] else 1
     return (diff * example_scale(fn, weights, diff, per_example)).reshape(logits.shape)
@@ -61,14 +59,7 @@ def softmax_ce_backward(logits: Any, labels: Any, *, weights: Any = None) -> jax
     fn = "softmax_ce_backward"
     logits = _checks.as_float_array(fn, "logits", logits)
     labels = _checks.as_array(fn, "labels", labels)
-    _checks.check_rank(fn, "logits", logits, "N, K")
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise TypeError(f"{fn}: labels must be integer class ids, got {labels.dtype}")
-    if labels.shape != logits.shape[:1]:
-        raise ValueError(
-            f"{fn}: labels must have shape (N,) = ({logits.shape[0]},), got {tuple(labels.shape)}"
-        )
-    _check_label_range(fn, labels, logits.shape[1])
+    check_class_labels(fn, logits, labels)
     one_hot = jax.nn.one_hot(labels, logits.shape[1], dtype=logits.dtype)
     diff = jax.nn.softmax(logits, axis=-1) - one_hot
     return diff * example_scale(fn, weights, diff, 1)

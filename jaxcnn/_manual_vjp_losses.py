@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn import _checks, ops
-from jaxcnn._losses import _match_label_shape
+from jaxcnn._losses import bce_terms, binary_logits, softmax_ce_terms
 from jaxcnn._manual_losses import example_scale, sigmoid_bce_backward, softmax_ce_backward
 
 
@@ -55,14 +55,12 @@ def _bce_bwd(res: Any, g: jax.Array) -> Any:
     logits, labels, weights, loss = res
     fn = "binary_cross_entropy"
     dlogits = g * sigmoid_bce_backward(logits, labels, weights=weights)
-    z = _match_label_shape(fn, logits, labels)
+    z = binary_logits(fn, logits, labels)
     dlabels = None
     if jnp.issubdtype(labels.dtype, jnp.floating):
         per_example = z.size // z.shape[0] if z.shape[0] else 1
         dlabels = (-g * z * example_scale(fn, weights, z, per_example)).astype(labels.dtype)
-    y = labels.astype(z.dtype)
-    losses = -(y * jax.nn.log_sigmoid(z) + (1 - y) * jax.nn.log_sigmoid(-z))
-    return dlogits, dlabels, _weights_grad(weights, losses, loss, g)
+    return dlogits, dlabels, _weights_grad(weights, bce_terms(z, labels), loss, g)
 
 
 _bce.defvjp(_bce_fwd, _bce_bwd)
@@ -99,8 +97,7 @@ def _softmax_ce_fwd(logits: jax.Array, labels: jax.Array, weights: Any) -> tuple
 def _softmax_ce_bwd(res: Any, g: jax.Array) -> Any:
     logits, labels, weights, loss = res
     dlogits = g * softmax_ce_backward(logits, labels, weights=weights)
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
-    losses = -jnp.take_along_axis(log_probs, labels[:, None], axis=1, mode="fill")[:, 0]
+    losses = softmax_ce_terms(logits, labels)
     return dlogits, None, _weights_grad(weights, losses, loss, g)
 
 

@@ -161,22 +161,26 @@ def max_pool2d(
     return _max_pool(x, window, strides, pads)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def _max_pool(x: jax.Array, window: Pair, strides: Pair, pads: Padding2D) -> jax.Array:
-    return ops.max_pool2d(x, window, strides, pads)
+def _pool_with_backward(forward: Any, backward: Any) -> Any:
+    """``forward(x, window, strides, pads)`` with VJP ``backward(x, g, size, stride, padding)``."""
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+    def pool(x: jax.Array, window: Pair, strides: Pair, pads: Padding2D) -> jax.Array:
+        return forward(x, window, strides, pads)
+
+    def pool_fwd(
+        x: jax.Array, window: Pair, strides: Pair, pads: Padding2D
+    ) -> tuple[jax.Array, Any]:
+        return forward(x, window, strides, pads), x
+
+    def pool_bwd(window: Pair, strides: Pair, pads: Padding2D, x: Any, g: jax.Array) -> Any:
+        return (backward(x, g, size=window, stride=strides, padding=pads),)
+
+    pool.defvjp(pool_fwd, pool_bwd)
+    return pool
 
 
-def _max_pool_fwd(
-    x: jax.Array, window: Pair, strides: Pair, pads: Padding2D
-) -> tuple[jax.Array, Any]:
-    return ops.max_pool2d(x, window, strides, pads), x
-
-
-def _max_pool_bwd(window: Pair, strides: Pair, pads: Padding2D, x: Any, g: jax.Array) -> Any:
-    return (max_pool2d_backward(x, g, size=window, stride=strides, padding=pads),)
-
-
-_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+_max_pool = _pool_with_backward(ops.max_pool2d, max_pool2d_backward)
 
 
 def avg_pool2d(
@@ -195,22 +199,7 @@ def avg_pool2d(
     return _avg_pool(x, window, strides, pads)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def _avg_pool(x: jax.Array, window: Pair, strides: Pair, pads: Padding2D) -> jax.Array:
-    return ops.avg_pool2d(x, window, strides, pads)
-
-
-def _avg_pool_fwd(
-    x: jax.Array, window: Pair, strides: Pair, pads: Padding2D
-) -> tuple[jax.Array, Any]:
-    return ops.avg_pool2d(x, window, strides, pads), x
-
-
-def _avg_pool_bwd(window: Pair, strides: Pair, pads: Padding2D, x: Any, g: jax.Array) -> Any:
-    return (avg_pool2d_backward(x, g, size=window, stride=strides, padding=pads),)
-
-
-_avg_pool.defvjp(_avg_pool_fwd, _avg_pool_bwd)
+_avg_pool = _pool_with_backward(ops.avg_pool2d, avg_pool2d_backward)
 
 
 def global_avg_pool2d(x: Any) -> jax.Array:

@@ -29,7 +29,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxcnn import train, viz
-from jaxcnn.commands.train import CHECKPOINT, HISTORY, _non_negative_int, _usage
+from jaxcnn.commands.train import (
+    CHECKPOINT,
+    HISTORY,
+    _check_writable,
+    _non_negative_int,
+    _usage,
+)
 from jaxcnn.data import load_mnist
 from jaxcnn.layers import Layer
 
@@ -77,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run_figures(args: argparse.Namespace) -> int:
     """Write every figure into ``args.out``; print the files written."""
     _check_arguments(args)
-    _check_writable(args.out)
+    _check_writable(args.out, "--out")
     if args.run is not None:
         return _draw(args.run, args.out)
     with _training_dir(args.train_out) as run_dir:
@@ -240,12 +246,3 @@ def _curves_title(run: Run) -> str:
         f"{config.model}: {config.optimizer} lr {config.lr:g}, batch {config.batch_size}, "
         f"seed {config.seed} (val = the test split)"
     )
-
-
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as err:
-        raise _usage(f"cannot write to --out {out}: {err.strerror or err}") from None

@@ -267,13 +267,14 @@ def _init_params(name: str, conv: str, key: jax.Array) -> Any:
     return _jitted_init(name, conv)(key)
 
 
-def _check_writable(out: Path) -> None:
+def _check_writable(out: Path, what: str = "the run directory") -> None:
+    """Create ``out`` and write a file there, or raise a usage error naming ``what``."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as err:
-        raise _usage(f"cannot write to the run directory {out}: {err.strerror or err}") from None
+        raise _usage(f"cannot write to {what} {out}: {err.strerror or err}") from None
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -54,8 +54,7 @@ def conv_cases(
     kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     padding = draw(paddings)
     pads = expected_pads(padding, kernel)
-    height = draw(st.integers(max(1, kernel[0] - sum(pads[0])), max_side))
-    width = draw(st.integers(max(1, kernel[1] - sum(pads[1])), max_side))
+    height, width = (image_side(draw, kernel[axis], pads[axis], max_side) for axis in range(2))
     c_in, c_out = draw(st.integers(1, max_c_in)), draw(st.integers(1, 4))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     with_bias = draw(st.booleans()) if optional_bias else True
@@ -67,5 +66,42 @@ def conv_cases(
         "padding": padding,
         "pads": pads,
         "seed": draw(st.integers(0, 2**32 - 1)),
+        "rng": rng,
+    }
+
+
+def image_side(draw: st.DrawFn, window: int, pad: tuple[int, int], max_side: int) -> int:
+    """An input side of at most ``max_side`` that a ``window`` fits in once padded by ``pad``."""
+    return draw(st.integers(max(1, window - sum(pad)), max_side))
+
+
+@st.composite
+def pool_geometry(
+    draw: st.DrawFn,
+    *,
+    strides: st.SearchStrategy[Any],
+    paddings: st.SearchStrategy[Any],
+    max_side: int,
+    max_batch: int,
+    max_channels: int,
+) -> dict[str, Any]:
+    """A random pooling: window 1-3 per axis, a stride and a padding from the given strategies.
+
+    Keys: ``size``, ``stride``, ``padding``, ``pads`` (:func:`expected_pads`),
+    ``shape`` (``[N, H, W, C]`` of an input the window fits in) and ``rng``.
+    """
+    size = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = draw(strides)
+    padding = draw(paddings)
+    pads = expected_pads(padding, size)
+    height, width = (image_side(draw, size[axis], pads[axis], max_side) for axis in range(2))
+    shape = (draw(st.integers(1, max_batch)), height, width, draw(st.integers(1, max_channels)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return {
+        "size": size,
+        "stride": stride,
+        "padding": padding,
+        "pads": pads,
+        "shape": shape,
         "rng": rng,
     }

@@ -20,6 +20,7 @@ from jaxcnn.commands import figures
 from jaxcnn.commands import train as train_command
 from jaxcnn.data import make_shapes
 from jaxcnn.train import TrainConfig, load_checkpoint, save_checkpoint
+from tests.test_cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON_PNGS = {  # name -> (height, width) in pixels
@@ -42,15 +43,6 @@ def small_shapes(seed: int) -> Any:
 def quick_training(monkeypatch: pytest.MonkeyPatch) -> None:
     task = train_command.TASKS["shapes"]
     monkeypatch.setitem(train_command.TASKS, "shapes", task._replace(load=small_shapes))
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = cli.main(args)
-    except SystemExit as exit_:  # argparse errors
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -47,18 +47,20 @@ def conv_cases() -> st.SearchStrategy[dict[str, Any]]:
 @st.composite
 def pool_cases(draw: st.DrawFn) -> dict[str, Any]:
     """Window 1-3, stride None/1-3 (overlapping, touching, gapped), padding, batch 1-5."""
-    size = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    stride = draw(st.one_of(st.none(), strategies.strides))
-    padding = draw(st.one_of(st.sampled_from(["valid", "same"]), st.integers(0, 1)))
-    pads = strategies.expected_pads(padding, size)
-    height = draw(st.integers(max(1, size[0] - sum(pads[0])), 8))
-    width = draw(st.integers(max(1, size[1] - sum(pads[1])), 8))
-    shape = (draw(st.integers(1, 5)), height, width, draw(st.integers(1, 4)))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    case = draw(
+        strategies.pool_geometry(
+            strides=st.one_of(st.none(), strategies.strides),
+            paddings=st.one_of(st.sampled_from(["valid", "same"]), st.integers(0, 1)),
+            max_side=8,
+            max_batch=5,
+            max_channels=4,
+        )
+    )
     # A permutation of distinct values: no two pixels tie, so every window has
     # one maximum and the gradient is unambiguous.
-    values = rng.permutation(np.prod(shape)).reshape(shape) / np.prod(shape)
-    return {"x": values, "size": size, "stride": stride, "padding": padding, "rng": rng}
+    count = np.prod(case["shape"])
+    case["x"] = case["rng"].permutation(count).reshape(case["shape"]) / count
+    return case
 
 
 def random_like(rng: np.random.Generator, array: jax.Array) -> jax.Array:

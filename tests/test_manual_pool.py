@@ -49,17 +49,18 @@ def route_to_first_max(
 
 @st.composite
 def tie_cases(draw: st.DrawFn) -> dict[str, Any]:
-    size = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    padding = draw(st.sampled_from(["valid", "same", 1]))
-    pads = strategies.expected_pads(padding, size)
-    height = draw(st.integers(max(1, size[0] - sum(pads[0])), 7))
-    width = draw(st.integers(max(1, size[1] - sum(pads[1])), 7))
-    shape = (draw(st.integers(1, 3)), height, width, draw(st.integers(1, 3)))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    case = draw(
+        strategies.pool_geometry(
+            strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+            paddings=st.sampled_from(["valid", "same", 1]),
+            max_side=7,
+            max_batch=3,
+            max_channels=3,
+        )
+    )
     # Three values only: most windows hold several equal maxima.
-    x = rng.integers(0, 3, size=shape).astype(np.float64)
-    return {"x": x, "size": size, "stride": stride, "padding": padding, "pads": pads, "rng": rng}
+    case["x"] = case["rng"].integers(0, 3, size=case["shape"]).astype(np.float64)
+    return case
 
 
 @settings(max_examples=EXAMPLES)

@@ -137,21 +137,17 @@ def test_conv_output_size(args: tuple[Any, ...], want: int) -> None:
 
 @st.composite
 def pool_cases(draw: st.DrawFn) -> dict[str, Any]:
-    size = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    stride = draw(st.one_of(st.none(), strategies.strides))
-    padding = draw(st.one_of(st.sampled_from(["valid", "same"]), st.integers(0, 1)))
-    pads = strategies.expected_pads(padding, size)
-    height = draw(st.integers(max(1, size[0] - sum(pads[0])), 8))
-    width = draw(st.integers(max(1, size[1] - sum(pads[1])), 8))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    shape = (draw(st.integers(1, 2)), height, width, draw(st.integers(1, 3)))
-    return {
-        "x": rng.normal(size=shape),
-        "size": size,
-        "stride": stride,
-        "padding": padding,
-        "pads": pads,
-    }
+    case = draw(
+        strategies.pool_geometry(
+            strides=st.one_of(st.none(), strategies.strides),
+            paddings=st.one_of(st.sampled_from(["valid", "same"]), st.integers(0, 1)),
+            max_side=8,
+            max_batch=2,
+            max_channels=3,
+        )
+    )
+    case["x"] = case["rng"].normal(size=case["shape"])
+    return case
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])

@@ -93,16 +93,18 @@ def test_the_article_layers_get_the_measured_plans() -> None:
 @st.composite
 def pool_cases(draw: st.DrawFn) -> dict[str, Any]:
     """Window 1-3, stride None/1-3 (overlapping, tiling, gapped), padding; values in {0, 1, 2}."""
-    size = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    stride = draw(st.one_of(st.none(), strategies.strides))
-    padding = draw(st.sampled_from(["valid", "same", 1]))
-    pads = padding_pairs("test", padding, size)
-    height = draw(st.integers(max(1, size[0] - sum(pads[0])), 8))
-    width = draw(st.integers(max(1, size[1] - sum(pads[1])), 8))
-    shape = (draw(st.integers(1, 3)), height, width, draw(st.integers(1, 3)))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    x = rng.integers(0, 3, size=shape).astype(np.float64)  # most windows hold tied maxima
-    return {"x": x, "size": size, "stride": stride, "padding": padding, "pads": pads, "rng": rng}
+    case = draw(
+        strategies.pool_geometry(
+            strides=st.one_of(st.none(), strategies.strides),
+            paddings=st.sampled_from(["valid", "same", 1]),
+            max_side=8,
+            max_batch=3,
+            max_channels=3,
+        )
+    )
+    # Most windows hold tied maxima.
+    case["x"] = case["rng"].integers(0, 3, size=case["shape"]).astype(np.float64)
+    return case
 
 
 @settings(max_examples=EXAMPLES)

@@ -60,9 +60,7 @@ def conv2d(
     """
     x, w, b, strides, pads = _prepare("conv2d", x, w, b, stride, padding)
     chosen = choose_impl(x.shape, w.shape) if _impl_name(impl) == "auto" else str(impl)
-    if b is None:
-        return _conv(x, w, strides, pads, chosen)
-    return _conv_bias(x, w, b, strides, pads, chosen)
+    return _conv(x, w, b, strides, pads, chosen)
 
 
 def reference_conv2d(
@@ -166,48 +164,28 @@ def _impl_name(impl: Any) -> str:
     return str(impl)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _conv(x: jax.Array, w: jax.Array, strides: Pair, pads: Padding2D, impl: str) -> jax.Array:
-    return KERNELS[impl](x, w, strides, pads)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def _conv(
+    x: jax.Array, w: jax.Array, b: Any, strides: Pair, pads: Padding2D, impl: str
+) -> jax.Array:
+    y = KERNELS[impl](x, w, strides, pads)
+    return y if b is None else y + b.reshape(1, 1, 1, -1)
 
 
 def _conv_fwd(
-    x: jax.Array, w: jax.Array, strides: Pair, pads: Padding2D, impl: str
-) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-    return KERNELS[impl](x, w, strides, pads), (x, w)
+    x: jax.Array, w: jax.Array, b: Any, strides: Pair, pads: Padding2D, impl: str
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array, bool]]:
+    return _conv(x, w, b, strides, pads, impl), (x, w, b is None)
 
 
 def _conv_bwd(
-    strides: Pair, pads: Padding2D, impl: str, res: tuple[jax.Array, jax.Array], g: jax.Array
-) -> tuple[jax.Array, jax.Array]:
+    strides: Pair, pads: Padding2D, impl: str, res: tuple[jax.Array, jax.Array, bool], g: jax.Array
+) -> tuple[jax.Array, jax.Array, Any]:
     del impl  # the backward formulas do not depend on how the forward ran
-    x, w = res
+    x, w, no_bias = res
     plan = choose_backward(x.shape, w.shape, strides)
-    return conv_backward(x, w, g, strides, pads, plan)[:2]
+    dx, dw, db = conv_backward(x, w, g, strides, pads, plan)
+    return dx, dw, None if no_bias else db
 
 
 _conv.defvjp(_conv_fwd, _conv_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
-def _conv_bias(
-    x: jax.Array, w: jax.Array, b: jax.Array, strides: Pair, pads: Padding2D, impl: str
-) -> jax.Array:
-    return KERNELS[impl](x, w, strides, pads) + b.reshape(1, 1, 1, -1)
-
-
-def _conv_bias_fwd(
-    x: jax.Array, w: jax.Array, b: jax.Array, strides: Pair, pads: Padding2D, impl: str
-) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-    return _conv_bias(x, w, b, strides, pads, impl), (x, w)
-
-
-def _conv_bias_bwd(
-    strides: Pair, pads: Padding2D, impl: str, res: tuple[jax.Array, jax.Array], g: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    del impl
-    x, w = res
-    return conv_backward(x, w, g, strides, pads, choose_backward(x.shape, w.shape, strides))
-
-
-_conv_bias.defvjp(_conv_bias_fwd, _conv_bias_bwd)

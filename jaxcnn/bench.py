@@ -110,17 +110,12 @@ def _training(
         data = prepare_data(Path(folder), mnist_steps=effort.mnist_steps)
         for model in options.models:
             optimizer, lr, batch = SETTINGS[model]
-            specs = [
-                TrainSpec("jax", model, conv, grads, batch, optimizer, lr, data[model]["path"], 0)
-                for conv in options.convs
-                for grads in options.grads
-            ]
+            path, repeats = data[model]["path"], effort.train_repeats
+            runs = [("jax", conv, grads) for conv in options.convs for grads in options.grads]
             if torch_available:
-                specs.insert(
-                    0, TrainSpec("torch", model, "-", "autograd", batch, optimizer, lr, "", 0)
-                )
-            for spec in specs:
-                spec = spec._replace(data=data[model]["path"], repeats=effort.train_repeats)
+                runs.insert(0, ("torch", "-", "autograd"))
+            for framework, conv, grads in runs:
+                spec = TrainSpec(framework, model, conv, grads, batch, optimizer, lr, path, repeats)
                 say(f"training {spec.framework} {model} conv={spec.conv} grads={spec.grads}")
                 row = run_child(spec, timeout=1800)
                 row["data_source"] = data[model]["source"]

@@ -216,20 +216,27 @@ def global_avg_pool2d(x: Any) -> jax.Array:
     return _global_avg_pool(x, tuple(x.shape))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _global_avg_pool(x: jax.Array, shape: Shape) -> jax.Array:
-    return ops.global_avg_pool2d(x)
+def _with_shape_backward(forward: Any, backward: Any) -> Any:
+    """``forward(x)`` (called as ``op(x, x.shape)``) with VJP ``backward(g, x.shape)``.
+
+    For the ops whose gradient needs only the input's static shape, not its values.
+    """
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+    def op(x: jax.Array, shape: Shape) -> jax.Array:
+        return forward(x)
+
+    def op_fwd(x: jax.Array, shape: Shape) -> tuple[jax.Array, None]:
+        return forward(x), None
+
+    def op_bwd(shape: Shape, res: None, g: jax.Array) -> Any:
+        return (backward(g, shape),)
+
+    op.defvjp(op_fwd, op_bwd)
+    return op
 
 
-def _global_avg_pool_fwd(x: jax.Array, shape: Shape) -> tuple[jax.Array, None]:
-    return ops.global_avg_pool2d(x), None
-
-
-def _global_avg_pool_bwd(shape: Shape, res: None, g: jax.Array) -> Any:
-    return (global_avg_pool2d_backward(g, shape),)
-
-
-_global_avg_pool.defvjp(_global_avg_pool_fwd, _global_avg_pool_bwd)
+_global_avg_pool = _with_shape_backward(ops.global_avg_pool2d, global_avg_pool2d_backward)
 
 
 @jax.custom_vjp
@@ -270,17 +277,4 @@ def flatten(x: Any) -> jax.Array:
     return _flatten(x, tuple(x.shape))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _flatten(x: jax.Array, shape: Shape) -> jax.Array:
-    return ops.flatten(x)
-
-
-def _flatten_fwd(x: jax.Array, shape: Shape) -> tuple[jax.Array, None]:
-    return ops.flatten(x), None
-
-
-def _flatten_bwd(shape: Shape, res: None, g: jax.Array) -> Any:
-    return (flatten_backward(g, shape),)
-
-
-_flatten.defvjp(_flatten_fwd, _flatten_bwd)
+_flatten = _with_shape_backward(ops.flatten, flatten_backward)

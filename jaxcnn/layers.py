@@ -19,52 +19,102 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import jax
 import jax.numpy as jnp
 
 from jaxcnn import _checks, ops
 from jaxcnn._checks import IntOrPair, PaddingLike
+from jaxcnn.errors import InputError, InputTypeError
 
 Shape: TypeAlias = tuple[int, ...]
 Params: TypeAlias = Any  # a pytree (nested dicts) of jax.Array
 InitFn: TypeAlias = Callable[[jax.Array, Shape], tuple[Shape, Params]]
 ApplyFn: TypeAlias = Callable[[Params, jax.Array], jax.Array]
-Initializer: TypeAlias = Callable[[jax.Array, Shape, Any], jax.Array]
 
 
-@dataclass(frozen=True)
+class Initializer(Protocol):
+    """``init(key, shape, dtype=float32) -> array``: how a weight array starts."""
+
+    def __call__(self, key: jax.Array, shape: Shape, dtype: Any = ...) -> jax.Array: ...
+
+
+@dataclass(frozen=True, eq=False)
 class Layer:
-    """An ``(init_fn, apply_fn)`` pair that also says what it is."""
+    """An ``(init_fn, apply_fn)`` pair that also says what it is.
+
+    Layers built by this module compare (and hash) by value: two layers of
+    the same ``kind``, ``config`` and ``children`` are equal, so
+    ``mnist_cnn() == mnist_cnn()`` and jaxcnn's compiled epochs, keyed on the
+    model, are shared between them. A ``Layer`` built by hand from other
+    functions (``by_value=False``, the default) compares by identity.
+    """
 
     init: InitFn
     apply: ApplyFn
     kind: str
     config: Mapping[str, Any] = field(default_factory=dict)
     children: tuple[Layer, ...] = ()
+    by_value: bool = False  # True: kind, config and children fully determine init and apply
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.init, self.apply))
 
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not (isinstance(other, Layer) and self.by_value and other.by_value):
+            return False
+        return self._value() == other._value()
 
-def scaled_normal(scale: float) -> Initializer:
+    def __hash__(self) -> int:
+        return hash(self._value()) if self.by_value else id(self)
+
+    def _value(self) -> tuple[Any, ...]:
+        return (self.kind, _frozen(self.config), self.children)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a config value (mappings and lists become tuples)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(item) for item in value)
+    return value
+
+
+@dataclass(frozen=True)
+class ScaledNormal:
     """``N(0, 1) * scale`` (the article's conv init uses ``scale = 0.1``)."""
 
-    def init(key: jax.Array, shape: Shape, dtype: Any = jnp.float32) -> jax.Array:
-        return jax.random.normal(key, shape, dtype) * jnp.asarray(scale, dtype)
+    scale: float
 
-    return init
+    def __call__(self, key: jax.Array, shape: Shape, dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.normal(key, shape, dtype) * jnp.asarray(self.scale, dtype)
 
 
-def he_normal(key: jax.Array, shape: Shape, dtype: Any = jnp.float32) -> jax.Array:
+@dataclass(frozen=True)
+class HeNormal:
     """``N(0, 1) * sqrt(2 / fan_in)``, the article's dense init.
 
     ``fan_in`` is ``n_in`` for ``[n_in, n_out]`` weights and ``kh * kw * C_in``
     for ``[kh, kw, C_in, C_out]`` kernels.
     """
-    fan_in = math.prod(shape[:-1])
-    return jax.random.normal(key, shape, dtype) * jnp.asarray(math.sqrt(2.0 / fan_in), dtype)
+
+    def __call__(self, key: jax.Array, shape: Shape, dtype: Any = jnp.float32) -> jax.Array:
+        fan_in = math.prod(shape[:-1])
+        scale = jnp.asarray(math.sqrt(2.0 / fan_in), dtype)
+        return jax.random.normal(key, shape, dtype) * scale
+
+
+def scaled_normal(scale: float) -> Initializer:
+    """``N(0, 1) * scale`` as an initializer (equal scales give equal initializers)."""
+    return ScaledNormal(float(scale))
+
+
+he_normal: Initializer = HeNormal()
+"""``N(0, 1) * sqrt(2 / fan_in)``, the article's dense init."""
 
 
 def Conv(  # noqa: N802 - stax naming
@@ -94,7 +144,7 @@ def Conv(  # noqa: N802 - stax naming
         return ops.conv2d(x, params["w"], params["b"], stride=strides, padding=pads, impl=impl)
 
     config = {"filters": filters, "kernel_size": kernel, "stride": strides, "padding": pads}
-    return Layer(init, apply, "conv", {**config, "impl": impl})
+    return Layer(init, apply, "conv", {**config, "impl": impl, "w_init": w_init}, by_value=True)
 
 
 def Dense(n_out: int, *, w_init: Initializer = he_normal) -> Layer:  # noqa: N802
@@ -103,7 +153,7 @@ def Dense(n_out: int, *, w_init: Initializer = he_normal) -> Layer:  # noqa: N80
 
     def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
         if len(input_shape) != 2:
-            raise ValueError(
+            raise InputError(
                 f"Dense: input_shape must be 2-D (N, n_in) (add Flatten first), "
                 f"got {tuple(input_shape)}"
             )
@@ -113,7 +163,7 @@ def Dense(n_out: int, *, w_init: Initializer = he_normal) -> Layer:  # noqa: N80
     def apply(params: Params, x: jax.Array) -> jax.Array:
         return ops.dense(x, params["w"], params["b"])
 
-    return Layer(init, apply, "dense", {"n_out": n_out})
+    return Layer(init, apply, "dense", {"n_out": n_out, "w_init": w_init}, by_value=True)
 
 
 def _pool(kind: str, fn: Callable[..., jax.Array], size: IntOrPair, stride: Any) -> Layer:
@@ -133,7 +183,7 @@ def _pool(kind: str, fn: Callable[..., jax.Array], size: IntOrPair, stride: Any)
         del params
         return fn(x, window, strides)
 
-    return Layer(init, apply, kind, {"size": window, "stride": strides})
+    return Layer(init, apply, kind, {"size": window, "stride": strides}, by_value=True)
 
 
 def MaxPool(size: IntOrPair = 2, stride: IntOrPair | None = None) -> Layer:  # noqa: N802
@@ -154,7 +204,7 @@ def GlobalAvgPool() -> Layer:  # noqa: N802
         n, _, _, c = _image_shape("GlobalAvgPool", input_shape)
         return (n, c), {}
 
-    return Layer(init, lambda params, x: ops.global_avg_pool2d(x), "global_avg_pool")
+    return Layer(init, lambda params, x: ops.global_avg_pool2d(x), "global_avg_pool", by_value=True)
 
 
 def _elementwise(kind: str, fn: Callable[[jax.Array], jax.Array]) -> Layer:
@@ -162,7 +212,7 @@ def _elementwise(kind: str, fn: Callable[[jax.Array], jax.Array]) -> Layer:
         del key
         return tuple(input_shape), {}
 
-    return Layer(init, lambda params, x: fn(x), kind)
+    return Layer(init, lambda params, x: fn(x), kind, by_value=True)
 
 
 def _flatten_init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
@@ -172,16 +222,16 @@ def _flatten_init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
 
 
 Relu = _elementwise("relu", ops.relu)
-Flatten = Layer(_flatten_init, lambda params, x: ops.flatten(x), "flatten")
+Flatten = Layer(_flatten_init, lambda params, x: ops.flatten(x), "flatten", by_value=True)
 
 
 def serial(*layers: Layer, kind: str = "serial", **config: Any) -> Layer:
     """Chain layers; params are ``{"<kind><index>": layer_params}``, e.g. ``conv0``."""
     if not layers:
-        raise ValueError("serial: expected at least one layer, got none")
+        raise InputError("serial: expected at least one layer, got none")
     for index, layer in enumerate(layers):
         if not isinstance(layer, Layer):
-            raise TypeError(f"serial: layer {index} must be a Layer, got {layer!r}")
+            raise InputTypeError(f"serial: layer {index} must be a Layer, got {layer!r}")
     names = [f"{layer.kind}{index}" for index, layer in enumerate(layers)]
 
     def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
@@ -198,11 +248,12 @@ def serial(*layers: Layer, kind: str = "serial", **config: Any) -> Layer:
             x = layer.apply(params[name], x)
         return x
 
-    return Layer(init, apply, kind, {**config, "names": tuple(names)}, tuple(layers))
+    config = {**config, "names": tuple(names)}
+    return Layer(init, apply, kind, config, tuple(layers), by_value=True)
 
 
 def _image_shape(fn: str, input_shape: Shape) -> tuple[int, int, int, int]:
     if len(input_shape) != 4:
-        raise ValueError(f"{fn}: input_shape must be 4-D (N, H, W, C), got {tuple(input_shape)}")
+        raise InputError(f"{fn}: input_shape must be 4-D (N, H, W, C), got {tuple(input_shape)}")
     n, h, w, c = (int(d) for d in input_shape)
     return n, h, w, c

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from typing import Any
 
 import jax
 
 from jaxcnn import ops
+from jaxcnn.errors import InputError
 from jaxcnn.layers import (
     Conv,
     Dense,
@@ -23,6 +24,7 @@ from jaxcnn.layers import (
     MaxPool,
     Params,
     Relu,
+    Shape,
     scaled_normal,
     serial,
 )
@@ -97,29 +99,60 @@ MODELS: dict[str, Callable[..., Layer]] = {
 """Command-line model names."""
 
 
-def get_model(name: str, **kwargs: Any) -> Layer:
-    """Build a model by its command-line name (``"shapes"``, ``"mnist-cnn"``, ...)."""
+def get_model(name: str, *, impl: str = "auto") -> Layer:
+    """Build a model by its command-line name (``"shapes"``, ``"mnist-cnn"``, ...).
+
+    ``impl`` is the convolution implementation; a model without convolutions
+    (``"mnist-dense"``) accepts only the default ``"auto"``.
+    """
     if name not in MODELS:
-        raise ValueError(f"get_model: name must be one of {sorted(MODELS)}, got {name!r}")
-    if name == "mnist-dense":
-        kwargs.pop("impl", None)  # no convolution to choose an implementation for
-    return MODELS[name](**kwargs)
+        raise InputError(f"get_model: name must be one of {sorted(MODELS)}, got {name!r}")
+    if impl not in ops.CONV_IMPLS:
+        raise InputError(f"get_model: impl must be one of {ops.CONV_IMPLS}, got {impl!r}")
+    if name in _WITHOUT_CONV:
+        if impl != "auto":
+            raise InputError(
+                f"get_model: model {name!r} has no convolution, so impl must stay 'auto', "
+                f"got {impl!r}"
+            )
+        return MODELS[name]()
+    return MODELS[name](impl=impl)  # checked against ops.CONV_IMPLS above
 
 
-def loss_fn(model: Layer) -> Callable[..., jax.Array]:
+_WITHOUT_CONV = ("mnist-dense",)
+
+
+def loss_fn(model: Layer, fn: str = "loss_fn") -> ops.LossFn:
     """The loss a model is trained with, from ``model.config["loss"]``.
 
     ``binary_cross_entropy`` for one-logit models (labels 0/1),
-    ``softmax_cross_entropy`` for multi-class ones (integer labels).
+    ``softmax_cross_entropy`` for multi-class ones (integer labels); the
+    names are those of :data:`jaxcnn.ops.LOSSES`. ``fn`` names the caller in
+    errors.
     """
     name = model.config.get("loss")
-    losses = {
-        "binary_cross_entropy": ops.binary_cross_entropy,
-        "softmax_cross_entropy": ops.softmax_cross_entropy,
-    }
-    if name not in losses:
-        raise ValueError(f"loss_fn: model {model.kind!r} names no known loss, got {name!r}")
-    return losses[name]
+    if name not in ops.LOSSES:
+        raise InputError(
+            f"{fn}: model {model.kind!r} names no known loss in config['loss'] "
+            f"(expected one of {sorted(ops.LOSSES)}; build it with "
+            f"serial(..., loss=NAME) or pass loss=NAME), got {name!r}"
+        )
+    return ops.LOSSES[name]
+
+
+def init_params(model: Layer, key: jax.Array, input_shape: Shape = (-1, *IMAGE_SHAPE)) -> Params:
+    """``model.init(key, input_shape)[1]`` compiled once per (equal) model and shape.
+
+    The initial parameters of a run, computed by one jitted function rather
+    than op by op (the article's models: 1 call instead of dozens of
+    dispatches); equal models built by :mod:`jaxcnn.layers` share it.
+    """
+    return _jitted_init(model, key, tuple(input_shape))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _jitted_init(model: Layer, key: jax.Array, input_shape: Shape) -> Params:
+    return model.init(key, input_shape)[1]
 
 
 def count_params(params: Params) -> int:

@@ -60,12 +60,13 @@ def measure(name: str, devices: int, layout: str, args: argparse.Namespace) -> d
     import jax
     import numpy as np
 
-    from jaxcnn import _parallel, models
-    from jaxcnn.commands.train import TASKS
-    from jaxcnn.train import make_optimizer
+    from jaxcnn import models
+    from jaxcnn.data import load_mnist, make_shapes
+    from jaxcnn.train import MODEL_DEFAULTS, make_optimizer
+    from jaxcnn.train import _sharding as _parallel
 
-    task = TASKS[name]
-    (images, labels), _ = task.load(0)
+    task = MODEL_DEFAULTS[name]
+    (images, labels), _ = make_shapes(seed=0) if name == "shapes" else load_mnist()
     if name != "shapes":
         images, labels = images[: args.mnist_images], labels[: args.mnist_images]
     model = models.get_model(name)
@@ -104,7 +105,7 @@ def _data_sharded_epoch(mesh: Any, spec: Any) -> Any:
 
     import jax
 
-    from jaxcnn import _parallel
+    from jaxcnn.train import _sharding as _parallel
 
     samples, everywhere = _parallel.batch_sharding(mesh), _parallel.replicated(mesh)
     jitted = jax.jit(

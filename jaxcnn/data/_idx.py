@@ -15,11 +15,13 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from jaxcnn._io import read_bytes, write_bytes
+from jaxcnn.errors import InputError, InputTypeError
 
 # IDX dtype code -> big-endian NumPy dtype (from the format's definition).
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -47,11 +49,10 @@ def read_file_bytes(file: str | os.PathLike[str]) -> bytes:
     """The bytes of ``file``, gunzipped if they start with the gzip magic.
 
     Raises:
-        FileNotFoundError: the file does not exist.
+        MissingFileError: the file does not exist.
         ValueError: the gzip stream is corrupt or truncated (message names the file).
     """
-    path = Path(file)
-    return gunzip_if_gzip(path.read_bytes(), str(path))
+    return gunzip_if_gzip(read_bytes("read_idx", file), str(file))
 
 
 def gunzip_if_gzip(data: bytes, name: str) -> bytes:
@@ -67,9 +68,9 @@ def gunzip_if_gzip(data: bytes, name: str) -> bytes:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
             raw = stream.read(_MAX_IDX_BYTES + 1)
     except (OSError, EOFError, zlib.error) as err:
-        raise ValueError(f"read_idx: {name} is not a valid gzip file ({err})") from None
+        raise InputError(f"read_idx: {name} is not a valid gzip file ({err})") from None
     if len(raw) > _MAX_IDX_BYTES:
-        raise ValueError(f"read_idx: {name} decompresses to more than {_MAX_IDX_BYTES} bytes")
+        raise InputError(f"read_idx: {name} decompresses to more than {_MAX_IDX_BYTES} bytes")
     return raw
 
 
@@ -88,21 +89,21 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
             shorter or longer than the header says. The message names ``name``.
     """
     if len(data) < 4:
-        raise ValueError(
+        raise InputError(
             f"read_idx: {name}: truncated header, expected at least 4 bytes, got {len(data)}"
         )
     zero, code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
     if zero != 0:
-        raise ValueError(
+        raise InputError(
             f"read_idx: {name}: not an IDX file, magic number "
             f"0x{int.from_bytes(data[:4], 'big'):08X} does not start with two zero bytes"
         )
     if code not in IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
-        raise ValueError(f"read_idx: {name}: unknown IDX dtype code 0x{code:02X}, expected {known}")
+        raise InputError(f"read_idx: {name}: unknown IDX dtype code 0x{code:02X}, expected {known}")
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
-        raise ValueError(
+        raise InputError(
             f"read_idx: {name}: truncated header, {ndim}-D needs {header_size} bytes, "
             f"got {len(data)}"
         )
@@ -112,7 +113,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     given = len(data) - header_size
     if given != expected:
         problem = "truncated payload" if given < expected else "trailing bytes after payload"
-        raise ValueError(
+        raise InputError(
             f"read_idx: {name}: {problem}, shape {shape} of {dtype.name} needs "
             f"{expected} bytes after the header, got {given}"
         )
@@ -131,7 +132,7 @@ def read_idx(file: str | os.PathLike[str]) -> np.ndarray:
         image file gives ``uint8 [60000, 28, 28]``, its label file ``uint8 [60000]``.
 
     Raises:
-        FileNotFoundError: ``file`` does not exist.
+        MissingFileError: ``file`` does not exist.
         ValueError: the file is not a well-formed IDX file (message names it).
     """
     return parse_idx(read_file_bytes(file), str(file))
@@ -147,40 +148,15 @@ def idx_bytes(array: np.ndarray) -> bytes:
     array = np.asarray(array)
     code = _CODE_OF_KIND.get((array.dtype.kind, array.dtype.itemsize))
     if code is None:
-        raise TypeError(
+        raise InputTypeError(
             f"write_idx: array dtype must be one of uint8, int8, int16, int32, float32, "
             f"float64, got {array.dtype}"
         )
     if array.ndim > 255 or any(size >= 2**32 for size in array.shape):
-        raise ValueError(f"write_idx: array shape {array.shape} does not fit an IDX header")
+        raise InputError(f"write_idx: array shape {array.shape} does not fit an IDX header")
     header = bytes([0, 0, code, array.ndim])
     header += b"".join(size.to_bytes(4, "big") for size in array.shape)
     return header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
-
-
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace``.
-
-    Readers never see a half-written file, and a failure leaves no temporary
-    file behind.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; use the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def write_idx(file: str | os.PathLike[str], array: np.ndarray) -> Path:
@@ -195,4 +171,4 @@ def write_idx(file: str | os.PathLike[str], array: np.ndarray) -> Path:
     data = idx_bytes(array)
     if str(file).endswith(".gz"):
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    return write_bytes_atomic(file, data)
+    return write_bytes(file, data)

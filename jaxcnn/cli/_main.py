@@ -7,6 +7,7 @@ function ``handler(args) -> int``.
 Errors: a :class:`~jaxcnn.errors.JaxcnnError` (bad arguments, files or data,
 something the user can fix) is one line on stderr and exit code 2. Anything
 else is a bug, in jaxcnn or below it, and shows its traceback (exit code 1).
+Ctrl-C, SIGTERM and SIGHUP print one line and exit 130, 143 and 129.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any, Protocol
 
 from jaxcnn import __version__
 from jaxcnn.cli import _data, _figures, _train
-from jaxcnn.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser
+from jaxcnn.cli._common import EXIT_USAGE, Parser
+from jaxcnn.cli._signals import describe, exit_code, stop_on_signals
 from jaxcnn.errors import JaxcnnError
 
 
@@ -51,10 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.handler(args))
+        with stop_on_signals():
+            return int(args.handler(args))
     except JaxcnnError as err:
         print(f"jaxcnn {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"jaxcnn {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM or SIGHUP
+        print(f"jaxcnn {args.command}: {describe(interrupt)}", file=sys.stderr)
+        return exit_code(interrupt)

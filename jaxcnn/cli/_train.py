@@ -4,8 +4,11 @@
 interrupted run can ``--resume``) and ``DIR/history.json``, then prints the
 test accuracy. ``eval`` reloads a run and prints the same accuracy.
 
-Exit codes: 0 success, 2 bad arguments or files (one line on stderr),
-3 training diverged (the checkpoint keeps the last finite epoch).
+Exit codes: 0 success, 2 bad arguments, files or data, or a run directory in
+use (one line on stderr), 3 training diverged on valid data (the checkpoint
+keeps the last finite epoch), 130/143/129 Ctrl-C/SIGTERM/SIGHUP.
+
+One ``train`` at a time writes a run directory (see ``_run_dir``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import jax
 
 from jaxcnn import models, ops, train
 from jaxcnn._io import write_json
+from jaxcnn.cli import _run_dir
 from jaxcnn.cli._common import (
     CHECKPOINT,
     EXIT_DIVERGED,
@@ -106,6 +110,12 @@ class _Start(NamedTuple):
 def run_train(args: argparse.Namespace) -> int:
     """Train, checkpointing every epoch; print the test accuracy."""
     out = args.out if args.out is not None else Path("runs") / args.model
+    with _run_dir.claim(out, (CHECKPOINT, HISTORY), note=_note(args.quiet)):
+        return _train_locked(args, out)
+
+
+def _train_locked(args: argparse.Namespace, out: Path) -> int:
+    """``run_train`` holding the run directory's lock."""
     resumed = _resume_point(args, out / CHECKPOINT) if args.resume else None
     if resumed is None and (out / CHECKPOINT).exists() and not args.overwrite:
         raise UsageError(
@@ -117,7 +127,25 @@ def run_train(args: argparse.Namespace) -> int:
             f"--batch-size {config.batch_size} must be divisible by --devices {args.devices} "
             f"(every batch is split evenly over the devices)"
         )
+    if resumed is not None and resumed.config.devices != config.devices:
+        _note(args.quiet)(
+            f"the run was trained on {resumed.config.devices} device(s) up to epoch "
+            f"{resumed.epoch}; resuming on {config.devices}: the same math, but the numbers "
+            f"will not be bit-identical to an uninterrupted run"
+        )
+    if args.overwrite:  # the old run can never be resumed by mistake from here on
+        _run_dir.discard_run(out, (CHECKPOINT, HISTORY))
     return train_run(config, out, resumed=resumed, quiet=args.quiet, devices=args.devices)
+
+
+def _note(quiet: bool) -> Callable[[str], None]:
+    """Print a one-line ``note:`` on stderr (nothing with ``--quiet``)."""
+
+    def note(text: str) -> None:
+        if not quiet:
+            print(f"jaxcnn train: note: {text}", file=sys.stderr, flush=True)
+
+    return note
 
 
 def train_run(
@@ -132,6 +160,12 @@ def train_run(
     started = time.perf_counter()
     check_writable(out)
     train_data, test_data = DATA[config.model](config.seed)
+    n_train = len(train_data[1])
+    if train.effective_batch_size(config.batch_size, n_train, devices or 1) < config.batch_size:
+        _note(quiet)(
+            f"--batch-size {config.batch_size} is larger than the {n_train} training images; "
+            f"each epoch is one step over all of them"
+        )
     start = _start(config, resumed)
     log = _Log(quiet=quiet)
     log.start(config, start, len(train_data[1]), len(test_data[1]), devices)
@@ -232,9 +266,10 @@ def _config(args: argparse.Namespace, resumed: train.Checkpoint | None) -> train
     given = {
         name: getattr(args, name) for name in _TRAIN_OPTIONS if getattr(args, name) is not None
     }
+    devices = 1 if args.devices is None else args.devices
     if resumed is None:
         defaults = train.MODEL_DEFAULTS[args.model]._asdict()
-        return train.TrainConfig(model=args.model, **{**defaults, **given})
+        return train.TrainConfig(model=args.model, devices=devices, **{**defaults, **given})
     saved = resumed.config.to_dict()
     for name, value in given.items():
         if name != "epochs" and value != saved[name]:
@@ -245,7 +280,7 @@ def _config(args: argparse.Namespace, resumed: train.Checkpoint | None) -> train
         raise UsageError(
             f"--resume: --epochs {epochs} is fewer than the {resumed.epoch} already run"
         )
-    return train.TrainConfig(**{**saved, "epochs": epochs})
+    return train.TrainConfig(**{**saved, "epochs": epochs, "devices": devices})
 
 
 class _Log:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import zlib
 from pathlib import Path
@@ -58,6 +59,10 @@ def read_file_bytes(file: str | os.PathLike[str]) -> bytes:
 def gunzip_if_gzip(data: bytes, name: str) -> bytes:
     """``data`` decompressed if it is a gzip stream, else ``data`` itself.
 
+    Inflates the IDX header first, then at most the size it declares plus one
+    byte (enough to see trailing bytes), so a gzip bomb costs no more memory
+    than the array its header promises (and never more than 4 GiB).
+
     Raises:
         ValueError: a corrupt or truncated gzip stream, or one that inflates past
             4 GiB (message names ``name``).
@@ -66,12 +71,28 @@ def gunzip_if_gzip(data: bytes, name: str) -> bytes:
         return data
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            raw = stream.read(_MAX_IDX_BYTES + 1)
+            raw = stream.read(4)
+            if len(raw) == 4 and raw[:2] == b"\0\0":
+                raw += stream.read(4 * raw[3])
+            declared = _declared_file_size(raw)
+            limit = _MAX_IDX_BYTES if declared is None else min(declared, _MAX_IDX_BYTES)
+            raw += stream.read(limit + 1 - len(raw))
     except (OSError, EOFError, zlib.error) as err:
         raise InputError(f"read_idx: {name} is not a valid gzip file ({err})") from None
     if len(raw) > _MAX_IDX_BYTES:
         raise InputError(f"read_idx: {name} decompresses to more than {_MAX_IDX_BYTES} bytes")
     return raw
+
+
+def _declared_file_size(head: bytes) -> int | None:
+    """Header plus payload bytes an IDX header declares; None if ``head`` is no full header."""
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_DTYPES:
+        return None
+    header_size = 4 + 4 * head[3]
+    if len(head) < header_size:
+        return None
+    shape = (int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(head[3]))
+    return header_size + math.prod(shape) * IDX_DTYPES[head[2]].itemsize
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -109,7 +130,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
         )
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     given = len(data) - header_size
     if given != expected:
         problem = "truncated payload" if given < expected else "trailing bytes after payload"

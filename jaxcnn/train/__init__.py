@@ -30,7 +30,7 @@ from jaxcnn.train._config import (
     TrainConfig,
     make_optimizer,
 )
-from jaxcnn.train._dataset import Dataset
+from jaxcnn.train._dataset import Dataset, check_dataset, check_images, effective_batch_size
 from jaxcnn.train._epoch import GRADS, Grads, Metrics, batch_plan, epoch_order, make_epoch_fn
 from jaxcnn.train._fit import EpochEnd, FitResult, History, TrainingDivergedError, evaluate, fit
 from jaxcnn.train._xla_options import EPOCH_COMPILER_OPTIONS
@@ -52,6 +52,9 @@ __all__ = [
     "TrainConfig",
     "TrainingDivergedError",
     "batch_plan",
+    "check_dataset",
+    "check_images",
+    "effective_batch_size",
     "epoch_order",
     "evaluate",
     "fit",

@@ -15,7 +15,13 @@ arrays, readable with ``numpy.load(path, allow_pickle=False)``):
 Loading never unpickles anything, rebuilds the model and optimizer the
 config names, and restores the arrays into *their* structure (from
 ``jax.eval_shape`` of their inits): every leaf must be present with the
-right shape and dtype, and nothing else may be there. Any problem raises
+right shape and dtype, and nothing else may be there.
+
+Loading refuses before it reads (see :mod:`jaxcnn.train._npz`): the zip
+directory's member count, names and declared sizes are checked first, the
+metadata is read (at most ``MAX_METADATA_BYTES``) and range-checked, and then
+only the members the model needs are read, each bounded by its array's size.
+Non-finite weights are refused. Any problem, whatever the bytes, raises
 :class:`CheckpointError` naming the file and what is wrong.
 """
 
@@ -23,8 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,13 +43,17 @@ from jaxcnn import __version__, models
 from jaxcnn._io import atomic_file
 from jaxcnn.errors import InputError, JaxcnnError
 from jaxcnn.layers import Params
+from jaxcnn.train import _npz
 from jaxcnn.train._config import TrainConfig
+from jaxcnn.train._dataset import first_nonfinite
 
 FORMAT = "jaxcnn-checkpoint"
 FORMAT_VERSION = 1
 METADATA = "__metadata__"
 KEY = "key"
-ZIP_MAGIC = b"PK\x03\x04"
+MAX_METADATA_BYTES = 16 * 1024**2
+"""Bound on the metadata entry: the JSON of ~100,000 epochs of history."""
+HISTORY_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
 class CheckpointError(JaxcnnError, ValueError):
@@ -89,6 +99,13 @@ def save_checkpoint(
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise InputError(f"save_checkpoint: epoch must be an int >= 0, got {epoch!r}")
+    problem = progress_problem(epoch, config.epochs, history)
+    if problem is not None:
+        raise InputError(f"save_checkpoint: {problem}")
+    for name, tree in (("params", params), ("opt_state", opt_state)):
+        found = first_nonfinite(tree)
+        if found is not None:
+            raise InputError(f"save_checkpoint: {name}{found}; a checkpoint holds finite values")
     key = _typed_key(key)
     arrays = {**_flatten("params", params), **_flatten("opt_state", opt_state)}
     arrays[KEY] = np.asarray(jax.random.key_data(key))
@@ -121,24 +138,36 @@ def load_checkpoint(path: str | os.PathLike[str], *, template: Any = None) -> Ch
       a :class:`Checkpoint` of jax arrays.
 
     Raises:
-      CheckpointError: missing, truncated, corrupted (checksum), wrong-format
-        or mismatched file.
+      CheckpointError: missing, truncated, corrupted (checksum), hostile
+        (sizes beyond what the model needs), wrong-format or mismatched file,
+        metadata out of range, or non-finite weights.
     """
     path = Path(path)
-    arrays = _read_arrays(path)
-    metadata = _read_metadata(path, arrays.pop(METADATA, None))
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not _starts_with_zip_magic(path):
+        raise CheckpointError(f"{path}: not a jaxcnn checkpoint (not an .npz file)")
+    try:
+        with _npz.open_archive(path) as archive:
+            metadata = _read_metadata(path, archive)
+            config = _config(path, metadata)
+            params_template, opt_template = _template(config) if template is None else template
+            expected = {
+                **_entries("params", params_template),
+                **_entries("opt_state", opt_template),
+                KEY: _key_entry(path, metadata["key_impl"]),
+            }
+            arrays = _read_entries(path, archive, expected, config)
+    except _npz.ArrayMismatchError as err:
+        raise CheckpointError(f"{path}: does not fit the model: {err}") from None
+    except _npz.ArchiveError as err:
+        raise CheckpointError(f"{path}: {err}") from None
     if _digest(arrays) != metadata["sha256"]:
         raise CheckpointError(f"{path}: checksum mismatch, the arrays are corrupted")
-    config = _config(path, metadata)
-    params_template, opt_template = _template(config) if template is None else template
-    params = _restore(path, "params", params_template, arrays)
-    opt_state = _restore(path, "opt_state", opt_template, arrays)
-    key = _restore_key(path, arrays.pop(KEY, None), metadata)
-    if arrays:
-        raise CheckpointError(
-            f"{path}: does not fit model {config.model!r} with optimizer {config.optimizer!r}: "
-            f"unexpected entries {sorted(arrays)[:5]}"
-        )
+    _check_finite(path, arrays)
+    params = _restore("params", params_template, arrays)
+    opt_state = _restore("opt_state", opt_template, arrays)
+    key = jax.random.wrap_key_data(jnp.asarray(arrays[KEY]), impl=metadata["key_impl"])
     return Checkpoint(params, opt_state, metadata["epoch"], key, config, metadata["history"])
 
 
@@ -162,27 +191,28 @@ def _write_atomically(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
         np.savez(handle, allow_pickle=False, **arrays)
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    with open(path, "rb") as handle:
-        if handle.read(4) != ZIP_MAGIC:
-            raise CheckpointError(f"{path}: not a jaxcnn checkpoint (not an .npz file)")
+def _starts_with_zip_magic(path: Path) -> bool:
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise CheckpointError(
-            f"{path}: not a readable jaxcnn checkpoint (truncated or corrupted?): {err}"
-        ) from None
+        with open(path, "rb") as handle:
+            return handle.read(len(_npz.ZIP_MAGIC)) == _npz.ZIP_MAGIC
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read: {err.strerror or err}") from None
 
 
-def _read_metadata(path: Path, raw: np.ndarray | None) -> dict[str, Any]:
-    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+def _read_metadata(path: Path, archive: _npz.Archive) -> dict[str, Any]:
+    if METADATA not in archive.members:
         raise CheckpointError(f"{path}: not a jaxcnn checkpoint (no {METADATA} entry)")
     try:
-        metadata = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raw = _npz.read_array(
+            archive, METADATA, np.dtype(np.uint8), None, max_bytes=MAX_METADATA_BYTES
+        )
+    except _npz.ArrayMismatchError:
+        raise CheckpointError(
+            f"{path}: not a jaxcnn checkpoint ({METADATA} is not 1-D uint8 bytes)"
+        ) from None
+    try:
+        metadata = json.loads(raw.tobytes().decode("utf-8"), parse_constant=_no_constants)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError too
         raise CheckpointError(f"{path}: unreadable metadata: {err}") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a jaxcnn checkpoint (format is not {FORMAT!r})")
@@ -193,29 +223,51 @@ def _read_metadata(path: Path, raw: np.ndarray | None) -> dict[str, Any]:
             f"reads version {FORMAT_VERSION}"
         )
     for field, kind in [("sha256", str), ("epoch", int), ("key_impl", str), ("config", dict)]:
-        if not isinstance(metadata.get(field), kind):
+        if not isinstance(metadata.get(field), kind) or isinstance(metadata[field], bool):
             raise CheckpointError(
                 f"{path}: metadata field {field!r} missing or not a {kind.__name__}"
             )
-    if metadata["epoch"] < 0 or not _valid_history(metadata.get("history")):
-        raise CheckpointError(f"{path}: metadata has a bad epoch or history")
     return metadata
 
 
-def _valid_history(history: Any) -> bool:
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def progress_problem(epoch: int, epochs: int, history: Any) -> str | None:
+    """What is wrong with a checkpoint's ``epoch`` and ``history`` (None if nothing).
+
+    ``0 <= epoch <= epochs``; the history is None, or a dict of some of
+    :data:`HISTORY_NAMES` to lists of exactly ``epoch`` finite numbers.
+    """
+    if not 0 <= epoch <= epochs:
+        return f"epoch must be in [0, epochs={epochs}], got {epoch}"
     if history is None:
-        return True
-    return isinstance(history, dict) and all(
-        isinstance(values, list) and all(isinstance(v, int | float) for v in values)
-        for values in history.values()
-    )
+        return None
+    if not isinstance(history, Mapping) or not set(history) <= set(HISTORY_NAMES):
+        keys = sorted(history) if isinstance(history, Mapping) else type(history).__name__
+        return f"history must map some of {list(HISTORY_NAMES)} to lists, got {keys}"
+    for name, values in history.items():
+        if not isinstance(values, list | tuple) or len(values) != epoch:
+            return f"history[{name!r}] must hold {epoch} values (one per epoch)"
+        if not all(_finite_number(value) for value in values):
+            return f"history[{name!r}] must hold finite numbers"
+    return None
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _config(path: Path, metadata: Mapping[str, Any]) -> TrainConfig:
     try:
-        return TrainConfig.from_dict(metadata["config"])
+        config = TrainConfig.from_dict(metadata["config"])
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: bad config in metadata: {err}") from None
+    problem = progress_problem(metadata["epoch"], config.epochs, metadata.get("history"))
+    if problem is not None:
+        raise CheckpointError(f"{path}: bad metadata: {problem}")
+    return config
 
 
 def _template(config: TrainConfig) -> tuple[Any, Any]:
@@ -229,31 +281,61 @@ def _template(config: TrainConfig) -> tuple[Any, Any]:
     return jax.eval_shape(init)
 
 
-def _restore(path: Path, prefix: str, template: Any, arrays: dict[str, np.ndarray]) -> Any:
-    """Fill ``template``'s structure with ``arrays`` (entries used are removed)."""
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
-    restored = []
-    for key_path, leaf in leaves:
-        name = prefix + jax.tree_util.keystr(key_path)
-        if name not in arrays:
-            raise CheckpointError(f"{path}: does not fit the model: missing entry {name}")
-        array = arrays.pop(name)
-        if array.shape != tuple(leaf.shape) or array.dtype != leaf.dtype:
-            raise CheckpointError(
-                f"{path}: does not fit the model: {name} has shape {array.shape} dtype "
-                f"{array.dtype}, expected shape {tuple(leaf.shape)} dtype {leaf.dtype}"
-            )
-        restored.append(jnp.asarray(array))
-    return jax.tree_util.tree_unflatten(treedef, restored)
+def _entries(prefix: str, template: Any) -> dict[str, jax.ShapeDtypeStruct]:
+    """Entry name -> shape and dtype of every leaf of ``template``."""
+    leaves = jax.tree_util.tree_flatten_with_path(template)[0]
+    return {
+        prefix + jax.tree_util.keystr(key_path): jax.ShapeDtypeStruct(leaf.shape, leaf.dtype)
+        for key_path, leaf in leaves
+    }
 
 
-def _restore_key(path: Path, data: np.ndarray | None, metadata: Mapping[str, Any]) -> jax.Array:
+def _key_entry(path: Path, impl: str) -> jax.ShapeDtypeStruct:
+    """Shape and dtype of the key data of PRNG implementation ``impl``."""
     try:
-        if data is None:
-            raise InputError("no key entry")
-        return jax.random.wrap_key_data(jnp.asarray(data), impl=metadata["key_impl"])
+        return jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0, impl=impl)))
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: bad PRNG key: {err}") from None
+
+
+def _read_entries(
+    path: Path,
+    archive: _npz.Archive,
+    expected: Mapping[str, jax.ShapeDtypeStruct],
+    config: TrainConfig,
+) -> dict[str, np.ndarray]:
+    """Every expected entry, after checking the directory holds exactly those."""
+    names = set(archive.members) - {METADATA}
+    missing = [name for name in expected if name not in names]
+    if missing:
+        raise CheckpointError(f"{path}: does not fit the model: missing entry {missing[0]}")
+    unexpected = sorted(names - set(expected))
+    if unexpected:
+        raise CheckpointError(
+            f"{path}: does not fit model {config.model!r} with optimizer {config.optimizer!r}: "
+            f"unexpected entries {unexpected[:5]}"
+        )
+    return {
+        name: _npz.read_array(archive, name, np.dtype(spec.dtype), tuple(spec.shape))
+        for name, spec in expected.items()
+    }
+
+
+def _check_finite(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    for name, array in arrays.items():
+        found = first_nonfinite(array)
+        if found is not None:
+            raise CheckpointError(
+                f"{path}: {name}{found}: a checkpoint holds finite weights only "
+                f"(corrupted, or saved from a diverged run)"
+            )
+
+
+def _restore(prefix: str, template: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    """``template``'s structure filled with the (checked) ``arrays``."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    restored = [jnp.asarray(arrays[prefix + jax.tree_util.keystr(p)]) for p, _ in leaves]
+    return jax.tree_util.tree_unflatten(treedef, restored)
 
 
 def _typed_key(key: Any) -> jax.Array:

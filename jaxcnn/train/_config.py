@@ -77,8 +77,16 @@ class TrainConfig:
       lr: learning rate (> 0).
       batch_size: samples per step (>= 1).
       epochs: total number of epochs of the run (>= 1).
-      seed: seeds the data, the initial parameters and the batch order.
+      seed: seeds the data, the initial parameters and the batch order
+        (``< 2**32``: a PRNG seed has 32 bits, larger ones would wrap).
       grads: ``"autodiff"`` or ``"manual"``.
+      devices: the number of devices each batch is split over (data
+        parallelism); the same math on any count, not the same rounding.
+
+    Integers are range-checked (``batch_size`` and ``epochs`` below ``2**31``,
+    the int32 index range of the compiled epoch), so a hand-edited checkpoint
+    cannot ask for the impossible; a batch larger than the data is clamped to
+    it by :func:`~jaxcnn.train.fit`.
     """
 
     model: str
@@ -89,6 +97,7 @@ class TrainConfig:
     epochs: int = 20
     seed: int = 0
     grads: str = "autodiff"
+    devices: int = 1
 
     def __post_init__(self) -> None:
         _choice("model", self.model, tuple(models.MODELS))
@@ -96,9 +105,9 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("grads", self.grads, GRADS)
         object.__setattr__(self, "lr", _positive_float("TrainConfig", "lr", self.lr))
-        for name in ("batch_size", "epochs"):
-            _check_int(name, getattr(self, name), minimum=1)
-        _check_int("seed", self.seed, minimum=0)
+        for name in ("batch_size", "epochs", "devices"):
+            _check_int(name, getattr(self, name), minimum=1, limit=2**31)
+        _check_int("seed", self.seed, minimum=0, limit=2**32)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-ready dict."""
@@ -131,11 +140,13 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise InputError(f"TrainConfig: {name} must be one of {list(choices)}, got {value!r}")
 
 
-def _check_int(name: str, value: Any, *, minimum: int) -> None:
+def _check_int(name: str, value: Any, *, minimum: int, limit: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InputTypeError(f"TrainConfig: {name} must be an int, got {value!r}")
     if value < minimum:
         raise InputError(f"TrainConfig: {name} must be >= {minimum}, got {value}")
+    if value >= limit:
+        raise InputError(f"TrainConfig: {name} must be < {limit}, got {value}")
 
 
 def _positive_float(fn: str, name: str, value: Any) -> float:

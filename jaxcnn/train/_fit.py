@@ -17,7 +17,7 @@ from jaxcnn import _checks, models
 from jaxcnn.errors import InputError, InputTypeError, JaxcnnError
 from jaxcnn.layers import Layer, Params
 from jaxcnn.train import _sharding
-from jaxcnn.train._dataset import Dataset, check_dataset
+from jaxcnn.train._dataset import Dataset, check_dataset, check_finite_tree, effective_batch_size
 from jaxcnn.train._epoch import Metrics, check_grads, evaluate_arrays, make_epoch_fn
 
 History: TypeAlias = dict[str, list[float]]
@@ -99,7 +99,9 @@ def fit(
       train: ``(images [N, H, W, C], labels [N])``.
       optimizer: an optax ``GradientTransformation`` (see ``make_optimizer``).
       epochs: total number of epochs; runs epochs ``start_epoch .. epochs-1``.
-      batch_size: samples per step.
+      batch_size: samples per step. A batch larger than the data set is
+        clamped to ``N`` (rounded up to a multiple of the device count): the
+        same single full-batch step per epoch, without the padding's memory.
       key: PRNG key of the batch order.
       val: optional ``(images, labels)`` evaluated after every epoch.
       grads: ``"autodiff"`` (``jax.grad`` of ``model.apply``) or ``"manual"``
@@ -125,10 +127,17 @@ def fit(
       ``FitResult(params, history)``.
 
     Raises:
-      TrainingDivergedError: if an epoch's mean training loss is not finite.
+      InputError: bad data (checked before compiling: finite images, labels
+        in the model's range, matching counts), non-finite ``params``, or
+        another bad argument; the message names it.
+      TrainingDivergedError: if an epoch's mean training loss is not finite
+        (the data and parameters were valid, so the training itself diverged).
     """
-    images, labels = check_dataset("fit", "train", train)
-    val_arrays = None if val is None else check_dataset("fit", "val", val)
+    images, labels = check_dataset("fit", "train", train, model=model, params=params)
+    val_arrays = (
+        None if val is None else check_dataset("fit", "val", val, model=model, params=params)
+    )
+    check_finite_tree("fit", "params", params)
     batch_size = _checks.positive_int("fit", "batch_size", batch_size)
     epochs = _checks.positive_int("fit", "epochs", epochs)
     start_epoch = _check_start(start_epoch, epochs)
@@ -136,6 +145,7 @@ def fit(
     grads = check_grads("fit", grads)
     models.loss_fn(model, "fit")  # a model that names no loss fails here, naming fit
     mesh = _sharding.resolve_mesh("fit", devices=devices, mesh=mesh)
+    batch_size = effective_batch_size(batch_size, len(labels), 1 if mesh is None else mesh.size)
     if mesh is None:
         epoch_fn = make_epoch_fn(
             model, optimizer, batch_size=batch_size, grads=grads, unroll=unroll
@@ -265,8 +275,13 @@ def evaluate(
 
     Returns:
       :class:`Metrics` of Python floats.
+
+    Raises:
+      InputError: bad data (non-finite images, labels outside the model's
+        range, mismatched counts) or non-finite ``params``.
     """
-    images, labels = check_dataset("evaluate", "data", data)
+    images, labels = check_dataset("evaluate", "data", data, model=model, params=params)
+    check_finite_tree("evaluate", "params", params)
     batch_size = _checks.positive_int("evaluate", "batch_size", batch_size)
     if devices is not None or mesh is not None:
         metrics = _sharding.evaluate_sharded(

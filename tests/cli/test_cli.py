@@ -12,12 +12,13 @@ from typing import Any
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from jaxcnn import cli
 from jaxcnn.cli import _train as train_command
 from jaxcnn.data import make_shapes
-from jaxcnn.train import load_checkpoint
+from jaxcnn.train import TrainConfig, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL_LINE = re.compile(r"^test accuracy (\d+\.\d\d)% \((\d+) images\) in \d+\.\d s$")
@@ -102,18 +103,36 @@ def test_nan_loss_exits_3_and_keeps_the_last_good_checkpoint(
     assert run(["train", "shapes", "--epochs", "1", "--out", str(out), "--quiet"], capsys)[0] == 0
     good = (out / "checkpoint.npz").read_bytes()
 
-    def poisoned(seed: int) -> Any:
-        (images, labels), test = make_shapes(200, seed=seed)
-        images = images.copy()
-        images[0, 0, 0, 0] = np.nan
-        return (images, labels), test
-
-    monkeypatch.setitem(train_command.DATA, "shapes", poisoned)
+    # Valid data; an infinite step makes the weights inf/NaN (inf * 0), so the next loss is NaN.
+    monkeypatch.setattr(TrainConfig, "build_optimizer", lambda self: optax.sgd(np.inf))
     code, _, err = run(["train", "shapes", "--epochs", "3", "--out", str(out), "--resume"], capsys)
     assert code == cli.EXIT_DIVERGED == 3
     assert err.count("\n") == 1
     assert "training diverged in epoch 2" in err
+    assert "(try a smaller learning rate)" in err
     assert "keeps epoch 1" in err
+    assert (out / "checkpoint.npz").read_bytes() == good
+
+
+def test_a_nan_pixel_is_bad_data_not_divergence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    assert run(["train", "shapes", "--epochs", "1", "--out", str(out), "--quiet"], capsys)[0] == 0
+    good = (out / "checkpoint.npz").read_bytes()
+
+    def poisoned(seed: int) -> Any:
+        (images, labels), test = make_shapes(200, seed=seed)
+        images = images.copy()
+        images[7, 3, 4, 0] = np.nan
+        return (images, labels), test
+
+    monkeypatch.setitem(train_command.DATA, "shapes", poisoned)
+    result = run(["train", "shapes", "--epochs", "3", "--out", str(out), "--resume"], capsys)
+    assert_usage_error(
+        result, r"fit: train images\[7\] holds nan at pixel \(3, 4, 0\) .*must be finite"
+    )
+    assert "learning rate" not in result[2]
     assert (out / "checkpoint.npz").read_bytes() == good
 
 

@@ -18,6 +18,7 @@ import math
 import os
 import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -76,12 +77,23 @@ def gunzip_if_gzip(data: bytes, name: str) -> bytes:
                 raw += stream.read(4 * raw[3])
             declared = _declared_file_size(raw)
             limit = _MAX_IDX_BYTES if declared is None else min(declared, _MAX_IDX_BYTES)
-            raw += stream.read(limit + 1 - len(raw))
+            raw += _read_at_most(stream, limit + 1 - len(raw))
     except (OSError, EOFError, zlib.error) as err:
         raise InputError(f"read_idx: {name} is not a valid gzip file ({err})") from None
     if len(raw) > _MAX_IDX_BYTES:
         raise InputError(f"read_idx: {name} decompresses to more than {_MAX_IDX_BYTES} bytes")
     return raw
+
+
+def _read_at_most(stream: IO[bytes], size: int, chunk: int = 2**20) -> bytes:
+    """Up to ``size`` bytes of ``stream``, read in chunks (``read(n)`` allocates ``n`` at once)."""
+    parts = bytearray()
+    while len(parts) < size:
+        part = stream.read(min(chunk, size - len(parts)))
+        if not part:
+            break
+        parts += part
+    return bytes(parts)
 
 
 def _declared_file_size(head: bytes) -> int | None:

@@ -1,4 +1,4 @@
-"""Reading an untrusted ``.npz`` with bounded memory: refuse from the directory, before reading.
+"""The checkpoint's ``.npz`` reader: bounded memory, refusing from the zip directory first.
 
 An ``.npz`` is a zip of ``.npy`` members. A hostile one can declare a
 central directory of millions of entries, hold a member that inflates to
@@ -50,7 +50,7 @@ _ZIP64_END = struct.Struct("<4sQ2H2L4Q")
 _ZIP64_END_SIGNATURE = b"PK\x06\x06"
 _COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 _UNSUPPORTED_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, compressed patch data, strong encryption
-_TRUNCATED = "truncated or corrupted?"
+_UNREADABLE = "not a readable jaxcnn checkpoint (truncated or corrupted?)"
 # What zipfile, zlib and numpy's header parser raise on malformed bytes.
 _MALFORMED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error)
 
@@ -87,7 +87,7 @@ def open_archive(path: Path) -> Iterator[Archive]:
     except ArchiveError:
         raise
     except _MALFORMED as err:
-        raise ArchiveError(f"not a readable .npz archive ({_TRUNCATED}): {err}") from None
+        raise ArchiveError(f"{_UNREADABLE}: {err}") from None
     with archive:
         yield Archive(archive, _members(archive.infolist()))
 
@@ -98,14 +98,11 @@ def _check_end_record(handle: IO[bytes]) -> None:
         raise ArchiveError("not an .npz file (no zip signature)")
     size = handle.seek(0, 2)
     if size < _END.size + len(ZIP_MAGIC):
-        raise ArchiveError(f"not a readable .npz archive ({_TRUNCATED}): {size} bytes")
+        raise ArchiveError(f"{_UNREADABLE}: {size} bytes")
     handle.seek(size - _END.size)
     signature, *_, count, directory, _, comment = _END.unpack(handle.read(_END.size))
     if signature != _END_SIGNATURE or comment:
-        raise ArchiveError(
-            f"not a readable .npz archive ({_TRUNCATED}): "
-            f"it does not end with a zip end-of-directory record"
-        )
+        raise ArchiveError(f"{_UNREADABLE}: it does not end with a zip end-of-directory record")
     if size >= _END.size + _ZIP64_LOCATOR.size:  # zipfile trusts a ZIP64 record if one is there
         handle.seek(size - _END.size - _ZIP64_LOCATOR.size)
         locator, _, offset, _ = _ZIP64_LOCATOR.unpack(handle.read(_ZIP64_LOCATOR.size))
@@ -175,9 +172,7 @@ def read_array(
     except ArchiveError:
         raise
     except _MALFORMED as err:
-        raise ArchiveError(
-            f"member {info.filename!r} is unreadable ({_TRUNCATED}): {err}"
-        ) from None
+        raise ArchiveError(f"{_UNREADABLE}: member {info.filename!r}: {err}") from None
 
 
 def _read_npy(

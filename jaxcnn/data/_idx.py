@@ -18,7 +18,6 @@ import math
 import os
 import zlib
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
@@ -85,7 +84,7 @@ def gunzip_if_gzip(data: bytes, name: str) -> bytes:
     return raw
 
 
-def _read_at_most(stream: IO[bytes], size: int, chunk: int = 2**20) -> bytes:
+def _read_at_most(stream: gzip.GzipFile, size: int, chunk: int = 2**20) -> bytes:
     """Up to ``size`` bytes of ``stream``, read in chunks (``read(n)`` allocates ``n`` at once)."""
     parts = bytearray()
     while len(parts) < size:

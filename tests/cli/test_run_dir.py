@@ -255,3 +255,20 @@ def test_a_full_disk_while_writing_history_names_the_file(
     monkeypatch.undo()  # space again: a resume with nothing left to train rewrites the history
     assert cli.main(train_args(out, "--epochs", "2", "--resume", "--quiet")) == 0
     assert len(json.loads((out / "history.json").read_text())["history"]["train_loss"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "match"),
+    [
+        (["--seed", str(2**32)], r"TrainConfig: seed must be < 4294967296, got 4294967296"),
+        (["--epochs", str(2**31)], r"TrainConfig: epochs must be < 2147483648"),
+        (["--batch-size", str(2**31)], r"TrainConfig: batch_size must be < 2147483648"),
+    ],
+)
+def test_out_of_range_settings_are_refused_and_leave_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], match: str
+) -> None:
+    # A seed of 2**32 used to wrap silently to the key of seed 0.
+    out = tmp_path / "run"
+    assert_usage_error(run(["train", "shapes", "--out", str(out), *option], capsys), match)
+    assert not out.exists()

@@ -14,6 +14,8 @@ from typing import Any
 import jax
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jaxcnn import models
 from jaxcnn.errors import InputError, InputTypeError
@@ -277,3 +279,30 @@ def test_a_batch_larger_than_the_data_is_clamped_to_it_bit_for_bit() -> None:
         assert other.history == results[0].history
         for a, b in zip(first, jax.tree.leaves(other.params), strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@settings(max_examples=40)
+@given(
+    shape=st.sampled_from([(1, 1, 1, 1), (5, 3, 4, 2), (33, 28, 28, 1)]),
+    bad=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.sampled_from([np.nan, np.inf, -np.inf])),
+        max_size=3,
+    ),
+    dtype=st.sampled_from([np.float32, np.float16]),
+    scale=st.sampled_from([1.0, 6e4]),
+)
+def test_the_first_non_finite_sample_is_found_wherever_it_is(
+    shape: tuple[int, ...], bad: list[tuple[float, float]], dtype: Any, scale: float
+) -> None:
+    # The oracle: NumPy's isfinite, sample by sample. Large finite values must pass.
+    rng = np.random.default_rng(len(bad))
+    images = (scale * (rng.random(shape) - 0.5)).astype(dtype)
+    flat = images.reshape(-1)
+    for where, value in bad:
+        flat[int(where * flat.size)] = value
+    bad_samples = np.flatnonzero(~np.isfinite(images.reshape(shape[0], -1)).all(axis=1))
+    if bad_samples.size == 0:
+        check_images("f", "x", images)
+        return
+    with pytest.raises(InputError, match=rf"f: x\[{bad_samples[0]}\] holds (nan|inf|-inf) at"):
+        check_images("f", "x", images)

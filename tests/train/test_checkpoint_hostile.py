@@ -278,6 +278,7 @@ def test_metadata_is_range_checked(saved: Path, changes: dict[str, Any], match: 
         (lambda m: m.update(history={"lr": [1, 2]}), r"history must map some of"),
         (lambda m: m.update(history=[1, 2]), r"history must map some of"),
         (lambda m: m.update(epoch=True), r"'epoch' missing or not a int"),
+        (lambda m: m.update(key_impl="bogus"), r"bad PRNG key: unrecognized PRNG implementation"),
     ],
 )
 def test_history_is_range_checked(saved: Path, metadata_change: Any, match: str) -> None:

@@ -47,6 +47,30 @@ def as_float_array(fn: str, name: str, value: Any) -> jax.Array:
     return array
 
 
+def float_dtype(fn: str, dtype: Any) -> np.dtype:
+    """``dtype`` as a NumPy floating dtype that jax will really use (``None``: float32).
+
+    float64 needs ``jax.config.update("jax_enable_x64", True)``; without it jax
+    would silently make float32, so that is an error here.
+    """
+    if dtype is None:
+        return np.dtype(np.float32)
+    try:
+        result = np.dtype(dtype)
+    except TypeError:
+        raise InputTypeError(f"{fn}: dtype must be a floating dtype, got {dtype!r}") from None
+    if not jnp.issubdtype(result, jnp.floating):
+        raise InputTypeError(
+            f"{fn}: dtype must be a floating dtype (float16/bfloat16/float32/float64), got {result}"
+        )
+    if jax.dtypes.canonicalize_dtype(result) != result:
+        raise InputError(
+            f"{fn}: dtype {result} needs jax.config.update('jax_enable_x64', True) first "
+            f"(without it jax makes {jax.dtypes.canonicalize_dtype(result)})"
+        )
+    return result
+
+
 def check_rank(fn: str, name: str, array: jax.Array, layout: str) -> None:
     """Require ``array.ndim == len(layout.split(", "))``, e.g. ``"N, H, W, C"``."""
     rank = len(layout.split(", "))

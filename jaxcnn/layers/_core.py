@@ -1,17 +1,9 @@
-"""stax-style layer combinators.
+"""The layers: the :class:`Layer` record, the initializers, Conv, Dense, the pools, serial.
 
-Contract (the same for every layer and model): a layer unpacks into a pair
-``init_fn, apply_fn = layer`` with
-
-* ``init_fn(key, input_shape) -> (output_shape, params)``: shapes include the
-  batch axis, which may be ``-1``; ``output_shape`` is computed from the input
-  shape (``conv_output_size``), so no size is ever typed by hand;
-* ``apply_fn(params, x) -> y``: a pure function of a params pytree (a dict of
-  ``jax.Array``; ``{}`` for layers without parameters).
-
+The contract every layer follows is written once, in :mod:`jaxcnn.layers`.
 A :class:`Layer` also records what it is (``kind``, ``config``, ``children``)
 so that :mod:`jaxcnn.manual` can walk a model and chain the hand-derived
-backward formulas.
+backward formulas, and :func:`jaxcnn.layers.to_spec` can describe it as JSON.
 """
 
 from __future__ import annotations
@@ -30,7 +22,7 @@ from jaxcnn.errors import InputError, InputTypeError
 
 Shape: TypeAlias = tuple[int, ...]
 Params: TypeAlias = Any  # a pytree (nested dicts) of jax.Array
-InitFn: TypeAlias = Callable[[jax.Array, Shape], tuple[Shape, Params]]
+InitFn: TypeAlias = Callable[..., tuple[Shape, Params]]  # (key, input_shape, *, dtype=None)
 ApplyFn: TypeAlias = Callable[[Params, jax.Array], jax.Array]
 
 
@@ -132,13 +124,14 @@ def Conv(  # noqa: N802 - stax naming
     strides = _checks.int_pair("Conv", "stride", stride)
     pads = _checks.padding_pairs("Conv", padding, kernel)
 
-    def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
+    def init(key: jax.Array, input_shape: Shape, *, dtype: Any = None) -> tuple[Shape, Params]:
+        dtype = _checks.float_dtype("Conv", dtype)
         n, h, w, c = _image_shape("Conv", input_shape)
         _checks.check_window_fits("Conv", "kernel", kernel, (h, w), pads)
         out_h = _checks.output_length(h, kernel[0], strides[0], *pads[0])
         out_w = _checks.output_length(w, kernel[1], strides[1], *pads[1])
-        weights = w_init(key, (*kernel, c, filters), jnp.float32)
-        return (n, out_h, out_w, filters), {"w": weights, "b": jnp.zeros(filters)}
+        weights = w_init(key, (*kernel, c, filters), dtype)
+        return (n, out_h, out_w, filters), {"w": weights, "b": jnp.zeros(filters, dtype)}
 
     def apply(params: Params, x: jax.Array) -> jax.Array:
         return ops.conv2d(x, params["w"], params["b"], stride=strides, padding=pads, impl=impl)
@@ -151,14 +144,15 @@ def Dense(n_out: int, *, w_init: Initializer = he_normal) -> Layer:  # noqa: N80
     """Fully connected layer, params ``{"w": [n_in, n_out], "b": [n_out]}``."""
     n_out = _checks.positive_int("Dense", "n_out", n_out)
 
-    def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
+    def init(key: jax.Array, input_shape: Shape, *, dtype: Any = None) -> tuple[Shape, Params]:
+        dtype = _checks.float_dtype("Dense", dtype)
         if len(input_shape) != 2:
             raise InputError(
                 f"Dense: input_shape must be 2-D (N, n_in) (add Flatten first), "
                 f"got {tuple(input_shape)}"
             )
-        weights = w_init(key, (input_shape[1], n_out), jnp.float32)
-        return (input_shape[0], n_out), {"w": weights, "b": jnp.zeros(n_out)}
+        weights = w_init(key, (input_shape[1], n_out), dtype)
+        return (input_shape[0], n_out), {"w": weights, "b": jnp.zeros(n_out, dtype)}
 
     def apply(params: Params, x: jax.Array) -> jax.Array:
         return ops.dense(x, params["w"], params["b"])
@@ -171,8 +165,8 @@ def _pool(kind: str, fn: Callable[..., jax.Array], size: IntOrPair, stride: Any)
     window = _checks.int_pair(name, "size", size)
     strides = window if stride is None else _checks.int_pair(name, "stride", stride)
 
-    def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
-        del key
+    def init(key: jax.Array, input_shape: Shape, *, dtype: Any = None) -> tuple[Shape, Params]:
+        del key, dtype  # no params
         n, h, w, c = _image_shape(name, input_shape)
         _checks.check_window_fits(name, "size", window, (h, w), ((0, 0), (0, 0)))
         out_h = _checks.output_length(h, window[0], strides[0], 0, 0)
@@ -199,8 +193,8 @@ def AvgPool(size: IntOrPair = 2, stride: IntOrPair | None = None) -> Layer:  # n
 def GlobalAvgPool() -> Layer:  # noqa: N802
     """Average each feature map to one number: ``[N, H, W, C] -> [N, C]``."""
 
-    def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
-        del key
+    def init(key: jax.Array, input_shape: Shape, *, dtype: Any = None) -> tuple[Shape, Params]:
+        del key, dtype  # no params
         n, _, _, c = _image_shape("GlobalAvgPool", input_shape)
         return (n, c), {}
 
@@ -208,15 +202,15 @@ def GlobalAvgPool() -> Layer:  # noqa: N802
 
 
 def _elementwise(kind: str, fn: Callable[[jax.Array], jax.Array]) -> Layer:
-    def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
-        del key
+    def init(key: jax.Array, input_shape: Shape, *, dtype: Any = None) -> tuple[Shape, Params]:
+        del key, dtype  # no params
         return tuple(input_shape), {}
 
     return Layer(init, lambda params, x: fn(x), kind, by_value=True)
 
 
-def _flatten_init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
-    del key
+def _flatten_init(key: jax.Array, input_shape: Shape, *, dtype: Any = None) -> tuple[Shape, Params]:
+    del key, dtype  # no params
     n, h, w, c = _image_shape("Flatten", input_shape)
     return (n, h * w * c), {}
 
@@ -225,22 +219,45 @@ Relu = _elementwise("relu", ops.relu)
 Flatten = Layer(_flatten_init, lambda params, x: ops.flatten(x), "flatten", by_value=True)
 
 
-def serial(*layers: Layer, kind: str = "serial", **config: Any) -> Layer:
-    """Chain layers; params are ``{"<kind><index>": layer_params}``, e.g. ``conv0``."""
+def serial(
+    *layers: Layer, kind: str = "serial", input_shape: Shape | None = None, **config: Any
+) -> Layer:
+    """Chain layers; params are ``{"<kind><index>": layer_params}``, e.g. ``conv0``.
+
+    Args:
+      layers: the layers, first to last.
+      kind: what the model is called (``"shapes_cnn"``, ...).
+      input_shape: the shape of one input example, without the batch axis,
+        e.g. ``(28, 28, 1)``: recorded in ``config["input_shape"]``; ``init``
+        then requires it (and uses it when called without a shape), and
+        :func:`jaxcnn.train.predict` and checkpoints rely on it.
+      config: anything else the model is, e.g. ``loss="softmax_cross_entropy"``
+        (a name of :data:`jaxcnn.ops.LOSSES`, the loss ``fit`` uses by default).
+
+    ``init(key, input_shape=None, *, dtype=None)``: ``dtype`` is passed on to
+    the layers only when given, so a layer built by hand whose ``init`` takes
+    no ``dtype`` still works in float32.
+    """
     if not layers:
         raise InputError("serial: expected at least one layer, got none")
     for index, layer in enumerate(layers):
         if not isinstance(layer, Layer):
             raise InputTypeError(f"serial: layer {index} must be a Layer, got {layer!r}")
     names = [f"{layer.kind}{index}" for index, layer in enumerate(layers)]
+    if input_shape is not None:
+        config["input_shape"] = _example_shape(kind, input_shape)
+    recorded = config.get("input_shape")
 
-    def init(key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
+    def init(
+        key: jax.Array, input_shape: Shape | None = None, *, dtype: Any = None
+    ) -> tuple[Shape, Params]:
+        shape = _full_input_shape(kind, recorded, input_shape)
+        options = {} if dtype is None else {"dtype": _checks.float_dtype(kind, dtype)}
         params = {}
-        shape = tuple(input_shape)
         for name, layer, layer_key in zip(
             names, layers, jax.random.split(key, len(layers)), strict=True
         ):
-            shape, params[name] = layer.init(layer_key, shape)
+            shape, params[name] = layer.init(layer_key, shape, **options)
         return shape, params
 
     def apply(params: Params, x: jax.Array) -> jax.Array:
@@ -250,6 +267,40 @@ def serial(*layers: Layer, kind: str = "serial", **config: Any) -> Layer:
 
     config = {**config, "names": tuple(names)}
     return Layer(init, apply, kind, config, tuple(layers), by_value=True)
+
+
+def input_shape_of(model: Layer) -> Shape | None:
+    """The shape of one input example a model records (``serial(..., input_shape=...)``)."""
+    shape = model.config.get("input_shape")
+    return None if shape is None else tuple(shape)
+
+
+def _example_shape(fn: str, shape: Any) -> Shape:
+    """Validate ``serial``'s ``input_shape``: a non-empty sequence of ints >= 1."""
+    if isinstance(shape, str) or not isinstance(shape, tuple | list) or not shape:
+        raise InputError(
+            f"{fn}: input_shape must be the shape of one example without the batch axis, "
+            f"e.g. (28, 28, 1), got {shape!r}"
+        )
+    return tuple(_checks.positive_int(fn, "input_shape", size) for size in shape)
+
+
+def _full_input_shape(fn: str, recorded: Shape | None, given: Shape | None) -> Shape:
+    """``init``'s input shape: ``given``, which must agree with the recorded example shape."""
+    if given is None:
+        if recorded is None:
+            raise InputError(
+                f"{fn}: init needs input_shape (N, H, W, C); this model records none "
+                f"(build it with serial(..., input_shape=(H, W, C)) to make it the default)"
+            )
+        return (-1, *recorded)
+    given = tuple(given)
+    if recorded is not None and given[1:] != tuple(recorded):
+        raise InputError(
+            f"{fn}: this model is built for inputs of shape {tuple(recorded)} "
+            f"(input_shape (N, {', '.join(map(str, recorded))})), got input_shape {given}"
+        )
+    return given
 
 
 def _image_shape(fn: str, input_shape: Shape) -> tuple[int, int, int, int]:

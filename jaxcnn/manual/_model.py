@@ -41,38 +41,50 @@ LayerBackward: TypeAlias = Callable[
 
 
 def model_grads(
-    model: Layer, params: Params, x: jax.Array, y: jax.Array, *, weights: Any = None
+    model: Layer,
+    params: Params,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    weights: Any = None,
+    loss: str | None = None,
 ) -> Params:
     """Gradient of ``loss_fn(model)(apply(params, x), y)`` by chained manual formulas.
 
     Args:
-      model: a ``serial`` model (e.g. from :mod:`jaxcnn.models`) whose
-        ``config["loss"]`` names its loss.
+      model: a ``serial`` model (e.g. from :mod:`jaxcnn.models`).
       params: its parameters.
       x: ``[N, H, W, C]`` images.
       y: ``[N]`` labels (0/1 for BCE, class ids for softmax cross-entropy).
       weights: optional ``[N]`` per-example loss weights.
+      loss: a name in :data:`jaxcnn.ops.LOSSES` (default: the model's
+        ``config["loss"]``); only named losses have a manual backward.
 
     Returns:
       a pytree shaped like ``params``.
     """
-    return model_loss_and_grads(model, params, x, y, weights=weights)[1]
+    return model_loss_and_grads(model, params, x, y, weights=weights, loss=loss)[1]
 
 
 def model_loss_and_grads(
-    model: Layer, params: Params, x: jax.Array, y: jax.Array, *, weights: Any = None
+    model: Layer,
+    params: Params,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    weights: Any = None,
+    loss: str | None = None,
 ) -> tuple[jax.Array, Params]:
     """``(loss, grads)`` in one forward and one manual backward pass.
 
     Args and returns as for :func:`model_grads`, plus the scalar loss.
     """
     fn = "model_grads"
-    loss = models.loss_fn(model, fn)
-    loss_backward = _LOSS_BACKWARDS[model.config["loss"]]
+    name = _loss_name(model, loss, fn)
     logits, cache = _forward(fn, model, params, x)
-    g = loss_backward(logits, y, weights=weights)
+    g = _LOSS_BACKWARDS[name](logits, y, weights=weights)
     _, grads = _backward(fn, model, params, cache, g)
-    return loss(logits, y, weights=weights), grads
+    return ops.LOSSES[name](logits, y, weights), grads
 
 
 def forward(layer: Layer, params: Params, x: jax.Array) -> tuple[jax.Array, Any]:
@@ -141,10 +153,22 @@ def with_manual_grads(model: Layer) -> Layer:
     return dataclasses.replace(model, apply=apply, by_value=False)
 
 
-def loss_fn(model: Layer, fn: str = "loss_fn") -> Callable[..., jax.Array]:
-    """``models.loss_fn(model)``'s custom-VJP twin (gradient = "output - label")."""
-    models.loss_fn(model, fn)  # the same check and message as the autodiff loss
-    return MANUAL_LOSSES[model.config["loss"]]
+def loss_fn(
+    model: Layer, fn: str = "loss_fn", *, loss: str | None = None
+) -> Callable[..., jax.Array]:
+    """``models.loss_fn(model, loss=loss)``'s custom-VJP twin (gradient = "output - label")."""
+    return MANUAL_LOSSES[_loss_name(model, loss, fn)]
+
+
+def _loss_name(model: Layer, loss: Any, fn: str) -> str:
+    """:func:`jaxcnn.models.loss_name`, refusing a loss function: it has no manual backward."""
+    if callable(loss):
+        raise InputError(
+            f"{fn}: manual gradients need a named loss, one of {sorted(MANUAL_LOSSES)} (the "
+            f"article's backward formulas exist for those only), got the function {loss!r}; "
+            f"train a loss function with grads='autodiff'"
+        )
+    return models.loss_name(model, loss, fn)
 
 
 def _serial_apply(names: tuple[str, ...], children: tuple[Layer, ...]) -> Callable[..., jax.Array]:

@@ -23,7 +23,7 @@ from jaxcnn.manual._losses import example_scale, sigmoid_bce_backward, softmax_c
 from jaxcnn.ops._losses import bce_terms, binary_logits, softmax_ce_terms
 
 
-def binary_cross_entropy(logits: Any, labels: Any, *, weights: Any = None) -> jax.Array:
+def binary_cross_entropy(logits: Any, labels: Any, weights: Any = None) -> jax.Array:
     """``ops.binary_cross_entropy`` whose gradient is :func:`sigmoid_bce_backward`.
 
     Args:
@@ -66,7 +66,7 @@ def _bce_bwd(res: Any, g: jax.Array) -> Any:
 _bce.defvjp(_bce_fwd, _bce_bwd)
 
 
-def softmax_cross_entropy(logits: Any, labels: Any, *, weights: Any = None) -> jax.Array:
+def softmax_cross_entropy(logits: Any, labels: Any, weights: Any = None) -> jax.Array:
     """``ops.softmax_cross_entropy`` whose gradient is :func:`softmax_ce_backward`.
 
     Args:

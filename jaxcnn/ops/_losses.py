@@ -13,7 +13,7 @@ from jaxcnn import _checks
 from jaxcnn.errors import InputError, InputTypeError
 
 
-def binary_cross_entropy(logits: Any, labels: Any, *, weights: Any = None) -> jax.Array:
+def binary_cross_entropy(logits: Any, labels: Any, weights: Any = None) -> jax.Array:
     """Mean binary cross-entropy of ``sigmoid(logits)`` against 0/1 labels.
 
     ``-y log sigmoid(z) - (1 - y) log(1 - sigmoid(z))``, written with
@@ -37,7 +37,7 @@ def binary_cross_entropy(logits: Any, labels: Any, *, weights: Any = None) -> ja
     return _weighted_mean(fn, bce_terms(z, labels), weights)
 
 
-def softmax_cross_entropy(logits: Any, labels: Any, *, weights: Any = None) -> jax.Array:
+def softmax_cross_entropy(logits: Any, labels: Any, weights: Any = None) -> jax.Array:
     """Mean cross-entropy of ``softmax(logits)`` against integer class labels.
 
     ``-log softmax(z)[y]`` via ``log_softmax`` (max-shifted, so stable).
@@ -59,7 +59,12 @@ def softmax_cross_entropy(logits: Any, labels: Any, *, weights: Any = None) -> j
 
 
 LossFn: TypeAlias = Callable[..., jax.Array]
-"""``loss(logits, labels, *, weights=None) -> scalar``."""
+"""``loss(logits, labels, weights=None) -> scalar``: the (weighted) mean loss of a batch.
+
+Training calls ``loss(logits, labels, weights)`` with ``weights`` 1 for real
+samples and 0 for the padding of a short last batch, so a loss written by
+hand must return ``sum(weights * per_example) / sum(weights)`` to ignore it.
+"""
 
 LOSSES: dict[str, LossFn] = {
     "binary_cross_entropy": binary_cross_entropy,

@@ -33,6 +33,8 @@ from jaxcnn.train._config import (
 from jaxcnn.train._dataset import Dataset, check_dataset, check_images, effective_batch_size
 from jaxcnn.train._epoch import GRADS, Grads, Metrics, batch_plan, epoch_order, make_epoch_fn
 from jaxcnn.train._fit import EpochEnd, FitResult, History, TrainingDivergedError, evaluate, fit
+from jaxcnn.train._loss import Loss
+from jaxcnn.train._predict import predict
 from jaxcnn.train._xla_options import EPOCH_COMPILER_OPTIONS
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "FitResult",
     "Grads",
     "History",
+    "Loss",
     "Metrics",
     "TrainConfig",
     "TrainingDivergedError",
@@ -61,5 +64,6 @@ __all__ = [
     "load_checkpoint",
     "make_epoch_fn",
     "make_optimizer",
+    "predict",
     "save_checkpoint",
 ]

@@ -22,11 +22,12 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from jaxcnn import _checks, manual, models
+from jaxcnn import _checks, manual
 from jaxcnn.errors import InputError
 from jaxcnn.layers import ApplyFn, Layer, Params
 from jaxcnn.ops import LossFn
 from jaxcnn.train._dataset import Dataset
+from jaxcnn.train._loss import Loss, check_scalar, resolve_loss
 from jaxcnn.train._xla_options import EPOCH_COMPILER_OPTIONS
 
 EpochFn: TypeAlias = Callable[..., tuple[Params, Any, "Metrics"]]
@@ -110,7 +111,7 @@ class EpochSpec(NamedTuple):
 
     model: Layer  # the network (by value for jaxcnn's layers)
     grads: str  # one of GRADS
-    loss: LossFn  # loss(logits, labels, *, weights)
+    loss: LossFn  # loss(logits, labels, weights): a module function, or the user's by identity
     optimizer: optax.GradientTransformation
     batch_size: int
     unroll: int
@@ -126,6 +127,7 @@ def make_epoch_fn(
     unroll: int = 1,
     batch_sharding: Any = None,
     jit_kwargs: Mapping[str, Any] | None = None,
+    loss: Loss = None,
 ) -> EpochFn:
     """Compile-once training epoch: ``epoch_fn(params, opt_state, images, labels, key, epoch)``.
 
@@ -144,7 +146,7 @@ def make_epoch_fn(
     identity, so build it once and reuse it.
 
     Args:
-      model: the network; its loss comes from :func:`jaxcnn.models.loss_fn`.
+      model: the network.
       optimizer: an optax ``GradientTransformation``.
       batch_size: samples per step.
       grads: ``"autodiff"`` or ``"manual"`` (see :func:`training_apply`).
@@ -155,14 +157,18 @@ def make_epoch_fn(
         replicate params and optimizer state with ``in_shardings``).
       jit_kwargs: extra ``jax.jit`` arguments, e.g. ``in_shardings``; the
         function is then jitted afresh.
+      loss: the loss to minimise: None (the model's ``config["loss"]``), a
+        name of :data:`jaxcnn.ops.LOSSES`, or a function ``(logits, labels,
+        weights) -> scalar`` (see :mod:`jaxcnn.train._loss`).
 
     Shapes:
       images: ``[N, H, W, C]``; labels: ``[N]``; key: a PRNG key; epoch: int.
     """
+    grads = check_grads("make_epoch_fn", grads)
     spec = EpochSpec(
         model,
-        check_grads("make_epoch_fn", grads),
-        models.loss_fn(model, "make_epoch_fn"),
+        grads,
+        resolve_loss("make_epoch_fn", model, loss, grads),
         optimizer,
         _checks.positive_int("make_epoch_fn", "batch_size", batch_size),
         _checks.positive_int("make_epoch_fn", "unroll", unroll),
@@ -213,7 +219,7 @@ def _train_step(
 
     def batch_loss(params: Params) -> Any:
         logits = apply(params, x)
-        return spec.loss(logits, y, weights=weight), logits
+        return check_scalar("fit", spec.loss(logits, y, weight)), logits
 
     (value, logits), grad = jax.value_and_grad(batch_loss, has_aux=True)(params)
     with jax.numpy_dtype_promotion("standard"):  # optax mixes int step counts and floats
@@ -231,6 +237,7 @@ def evaluate_arrays(
     *,
     batch_size: int,
     batch_sharding: Any = None,
+    loss: Loss = None,
 ) -> Metrics:
     """:func:`evaluate` on checked arrays, returning device scalars (no host sync).
 
@@ -246,7 +253,7 @@ def evaluate_arrays(
         images,
         labels,
         model=model,
-        loss=models.loss_fn(model, "evaluate"),
+        loss=resolve_loss("evaluate", model, loss),
         batch_size=batch_size,
         batch_sharding=batch_sharding,
     )
@@ -276,7 +283,7 @@ def _evaluate_jit(
             x = lax.with_sharding_constraint(x, batch_sharding)
         logits = model.apply(params, x)
         y = labels[index]
-        value = loss(logits, y, weights=weight)
+        value = check_scalar("evaluate", loss(logits, y, weight))
         return carry, (value * jnp.sum(weight).astype(value.dtype), weight @ hits(logits, y))
 
     _, (loss_sums, hit_counts) = lax.scan(body, None, batch_plan(n, batch_size))

@@ -13,12 +13,14 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from jaxcnn import _checks, models
+from jaxcnn import _checks
 from jaxcnn.errors import InputError, InputTypeError, JaxcnnError
 from jaxcnn.layers import Layer, Params
 from jaxcnn.train import _sharding
 from jaxcnn.train._dataset import Dataset, check_dataset, check_finite_tree, effective_batch_size
 from jaxcnn.train._epoch import Metrics, check_grads, evaluate_arrays, make_epoch_fn
+from jaxcnn.train._loss import Loss, resolve_loss
+from jaxcnn.train._predict import check_input_shape
 
 History: TypeAlias = dict[str, list[float]]
 """Per-epoch ``train_loss``, ``train_accuracy`` and, with ``val``,
@@ -72,6 +74,7 @@ def fit(
     batch_size: int,
     key: jax.Array,
     val: Any = None,
+    loss: Loss = None,
     grads: str = "autodiff",
     on_epoch: Callable[[EpochEnd], None] | None = None,
     opt_state: Any = None,
@@ -94,7 +97,7 @@ def fit(
     after epoch ``k``) ends exactly as the uninterrupted run.
 
     Args:
-      model: the network (its loss: :func:`jaxcnn.models.loss_fn`).
+      model: the network.
       params: initial parameters (not modified; copied before donation).
       train: ``(images [N, H, W, C], labels [N])``.
       optimizer: an optax ``GradientTransformation`` (see ``make_optimizer``).
@@ -104,6 +107,10 @@ def fit(
         same single full-batch step per epoch, without the padding's memory.
       key: PRNG key of the batch order.
       val: optional ``(images, labels)`` evaluated after every epoch.
+      loss: None (the model's ``config["loss"]``, set by ``serial(...,
+        loss=NAME)``), a name of :data:`jaxcnn.ops.LOSSES`, or a function
+        ``(logits, labels, weights) -> scalar`` returning the weighted mean
+        (weights are 0 for the padding of a short last batch).
       grads: ``"autodiff"`` (``jax.grad`` of ``model.apply``) or ``"manual"``
         (the article's hand-derived backward, ``jaxcnn.manual``).
       on_epoch: called with an :class:`EpochEnd` after each epoch (e.g. to
@@ -143,16 +150,25 @@ def fit(
     start_epoch = _check_start(start_epoch, epochs)
     _check_key(key)
     grads = check_grads("fit", grads)
-    models.loss_fn(model, "fit")  # a model that names no loss fails here, naming fit
+    resolve_loss("fit", model, loss, grads)  # a bad loss fails here, naming fit
+    check_input_shape("fit", model, images, "train images")
+    if val_arrays is not None:
+        check_input_shape("fit", model, val_arrays[0], "val images")
     mesh = _sharding.resolve_mesh("fit", devices=devices, mesh=mesh)
     batch_size = effective_batch_size(batch_size, len(labels), 1 if mesh is None else mesh.size)
     if mesh is None:
         epoch_fn = make_epoch_fn(
-            model, optimizer, batch_size=batch_size, grads=grads, unroll=unroll
+            model, optimizer, batch_size=batch_size, grads=grads, unroll=unroll, loss=loss
         )
     else:
         epoch_fn = _sharding.sharded_epoch_fn(
-            model, optimizer, batch_size=batch_size, grads=grads, unroll=unroll, mesh=mesh
+            model,
+            optimizer,
+            batch_size=batch_size,
+            grads=grads,
+            unroll=unroll,
+            mesh=mesh,
+            loss=loss,
         )
     params = jax.tree.map(jnp.array, params)  # private copies: the epoch function donates them
     opt_state = optimizer.init(params) if opt_state is None else jax.tree.map(jnp.array, opt_state)
@@ -171,7 +187,9 @@ def fit(
             params, opt_state, metrics = epoch_fn(
                 params, opt_state, images, labels, key, np.int32(epoch)
             )
-            row = _epoch_row(metrics, model, params, val_arrays, eval_batch_size, val_sharding)
+            row = _epoch_row(
+                metrics, model, params, val_arrays, eval_batch_size, val_sharding, loss
+            )
             if not math.isfinite(row["train_loss"]):
                 raise TrainingDivergedError(epoch + 1, row["train_loss"], history)
             for name, value in row.items():
@@ -194,12 +212,13 @@ def _epoch_row(
     val: tuple[jax.Array, jax.Array] | None,
     batch_size: int,
     batch_sharding: Any = None,
+    loss: Loss = None,
 ) -> dict[str, float]:
     """One history row; the single host sync of an epoch."""
     metrics = {"train": train_metrics}
     if val is not None:
         metrics["val"] = evaluate_arrays(
-            model, params, *val, batch_size=batch_size, batch_sharding=batch_sharding
+            model, params, *val, batch_size=batch_size, batch_sharding=batch_sharding, loss=loss
         )
     values = jax.device_get(metrics)
     return {
@@ -257,6 +276,7 @@ def evaluate(
     batch_size: int = 1000,
     devices: int | None = None,
     mesh: Any = None,
+    loss: Loss = None,
 ) -> Metrics:
     """Mean loss and accuracy of ``model`` on a whole data set.
 
@@ -272,6 +292,7 @@ def evaluate(
         parallel, see docs/scaling.md); the batch is rounded up to a multiple
         of the device count (the padding is masked).
       mesh: or split it over every device of this ``jax.sharding.Mesh``.
+      loss: the loss to report, as for :func:`fit` (default: the model's).
 
     Returns:
       :class:`Metrics` of Python floats.
@@ -283,10 +304,18 @@ def evaluate(
     images, labels = check_dataset("evaluate", "data", data, model=model, params=params)
     check_finite_tree("evaluate", "params", params)
     batch_size = _checks.positive_int("evaluate", "batch_size", batch_size)
+    check_input_shape("evaluate", model, images, "data images")
     if devices is not None or mesh is not None:
         metrics = _sharding.evaluate_sharded(
-            model, params, images, labels, batch_size=batch_size, devices=devices, mesh=mesh
+            model,
+            params,
+            images,
+            labels,
+            batch_size=batch_size,
+            devices=devices,
+            mesh=mesh,
+            loss=loss,
         )
     else:
-        metrics = evaluate_arrays(model, params, images, labels, batch_size=batch_size)
+        metrics = evaluate_arrays(model, params, images, labels, batch_size=batch_size, loss=loss)
     return Metrics(float(metrics.loss), float(metrics.accuracy))

@@ -33,11 +33,11 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from jaxcnn import models
 from jaxcnn.errors import InputError, InputTypeError
 from jaxcnn.layers import Layer, Params
 from jaxcnn.train import _epoch
 from jaxcnn.train._epoch import EpochFn, EpochSpec, Metrics
+from jaxcnn.train._loss import Loss, resolve_loss
 from jaxcnn.train._xla_options import EPOCH_COMPILER_OPTIONS
 
 BATCH_AXIS = "batch"
@@ -140,6 +140,7 @@ def sharded_epoch_fn(
     grads: str,
     unroll: int,
     mesh: Mesh,
+    loss: Loss = None,
 ) -> EpochFn:
     """:func:`jaxcnn.train.make_epoch_fn` split over ``mesh``'s devices.
 
@@ -148,10 +149,11 @@ def sharded_epoch_fn(
     input and output replicated and each step's batch sharded. One compiled
     function per mesh and :class:`EpochSpec`, shared by repeated calls.
     """
+    grads = _epoch.check_grads("fit", grads)
     spec = EpochSpec(
         model=model,
-        grads=_epoch.check_grads("fit", grads),
-        loss=models.loss_fn(model, "fit"),
+        grads=grads,
+        loss=resolve_loss("fit", model, loss, grads),
         optimizer=optimizer,
         batch_size=check_batch_size("fit", batch_size, mesh),
         unroll=unroll,
@@ -188,6 +190,7 @@ def evaluate_sharded(
     batch_size: int,
     devices: Any,
     mesh: Any,
+    loss: Loss = None,
 ) -> Metrics:
     """``evaluate_arrays`` with every batch split over a mesh.
 
@@ -197,7 +200,9 @@ def evaluate_sharded(
     """
     resolved = resolve_mesh("evaluate", devices=devices, mesh=mesh)
     if resolved is None:
-        return _epoch.evaluate_arrays(model, params, images, labels, batch_size=batch_size)
+        return _epoch.evaluate_arrays(
+            model, params, images, labels, batch_size=batch_size, loss=loss
+        )
     params, images, labels = replicate((params, images, labels), resolved)
     return _epoch.evaluate_arrays(
         model,
@@ -206,4 +211,5 @@ def evaluate_sharded(
         labels,
         batch_size=batch_size,
         batch_sharding=batch_sharding(resolved),
+        loss=loss,
     )

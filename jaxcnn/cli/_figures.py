@@ -135,6 +135,13 @@ class Run(NamedTuple):
     checkpoint: train.Checkpoint
     history: dict[str, Any]
 
+    @property
+    def config(self) -> train.TrainConfig:
+        """How the run trained (:func:`load_run` refuses a checkpoint without a config)."""
+        if self.checkpoint.config is None:
+            raise InputError("--run: the checkpoint holds no training config")
+        return self.checkpoint.config
+
 
 def load_run(run_dir: Path) -> Run:
     """Read ``run_dir/checkpoint.npz`` and ``run_dir/history.json``.
@@ -146,6 +153,8 @@ def load_run(run_dir: Path) -> Run:
     if not run_dir.is_dir():
         raise InputError(f"--run {run_dir}: no such run directory")
     checkpoint = train.load_checkpoint(run_dir / CHECKPOINT)
+    if checkpoint.config is None:
+        raise InputError(f"--run {run_dir}: the checkpoint holds no training config")
     history_path = run_dir / HISTORY
     if not history_path.is_file():
         raise InputError(f"{history_path}: no such file (written by `jaxcnn train`)")
@@ -179,12 +188,12 @@ def write_figures(run: Run, out: Path) -> list[str]:
     for name, draw in drawers:
         draw(out / name)
         lines.append(str(out / name))
-    config = run.checkpoint.config
-    conv = first_conv(config.build_model(), run.checkpoint.params)
+    name = str(run.config.model)
+    conv = first_conv(run.checkpoint.model, run.checkpoint.params)
     if conv is None:
-        lines.append(f"skipped {out / FILTERS_PNG}: the {config.model} model has no convolution")
+        lines.append(f"skipped {out / FILTERS_PNG}: the {name} model has no convolution")
     else:
-        _plot_filters(config.model, conv, out / FILTERS_PNG)
+        _plot_filters(name, conv, out / FILTERS_PNG)
         lines.append(str(out / FILTERS_PNG))
     viz.plot_history(run.history, title=_curves_title(run), path=out / CURVES_PNG)
     lines.append(str(out / CURVES_PNG))
@@ -238,7 +247,7 @@ def _two_digits() -> tuple[np.ndarray, list[int]]:
 
 
 def _curves_title(run: Run) -> str:
-    config = run.checkpoint.config
+    config = run.config
     return (
         f"{config.model}: {config.optimizer} lr {config.lr:g}, batch {config.batch_size}, "
         f"seed {config.seed} (val = the test split)"

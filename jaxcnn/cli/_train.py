@@ -2,7 +2,8 @@
 
 ``train`` writes ``DIR/checkpoint.npz`` after every epoch (atomically, so an
 interrupted run can ``--resume``) and ``DIR/history.json``, then prints the
-test accuracy. ``eval`` reloads a run and prints the same accuracy.
+test accuracy. ``eval`` reloads a run and prints the same accuracy. Which
+data a run uses, and how the model is sized to it: :mod:`jaxcnn.cli._run_data`.
 
 Exit codes: 0 success, 2 bad arguments, files or data, or a run directory in
 use (one line on stderr), 3 training diverged on valid data (the checkpoint
@@ -35,27 +36,11 @@ from jaxcnn.cli._common import (
     non_negative_int,
     positive,
 )
-from jaxcnn.data import load_mnist, make_shapes
+from jaxcnn.cli._run_data import DATA, check_fits, recorded_data, sized_model, training_data
+from jaxcnn.data import Data, load_data
+from jaxcnn.layers import Layer
 
-Split = tuple[Any, Any]
-
-
-def _load_shapes(seed: int) -> tuple[Split, Split]:
-    return make_shapes(seed=seed)
-
-
-def _load_mnist(seed: int) -> tuple[Split, Split]:
-    """The standard 60,000 / 10,000 split from the cache (``jaxcnn data fetch mnist``)."""
-    del seed  # MNIST's split is fixed; the seed drives init and batch order only
-    return load_mnist()
-
-
-DATA: dict[str, Callable[[int], tuple[Split, Split]]] = {
-    "shapes": _load_shapes,
-    "mnist-cnn": _load_mnist,
-    "mnist-dense": _load_mnist,
-}
-"""Model name -> its data, ``seed -> (train, test)``; every name of :data:`jaxcnn.models.MODELS`."""
+__all__ = ["DATA", "register", "run_eval", "run_train", "train_run"]
 
 _TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "seed", "grads", "impl")
 
@@ -83,6 +68,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         type=device_count,
         help="data-parallel training: split every batch over N devices (default 1)",
     )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="train on other data: a folder of MNIST-format IDX files or an .npz holding "
+        "train_images, train_labels, test_images, test_labels (the output layer is sized to "
+        "its classes)",
+    )
     parser.add_argument("--out", type=Path, help="run directory (default runs/MODEL)")
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -94,6 +86,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "eval", help="print the test accuracy of a trained run", description=run_eval.__doc__
     )
     evaluator.add_argument("run", type=Path, help="run directory (or its checkpoint file)")
+    evaluator.add_argument(
+        "--data",
+        type=Path,
+        help="evaluate on this data (IDX folder or .npz) instead of the data the run recorded",
+    )
     evaluator.set_defaults(handler=run_eval)
 
 
@@ -127,7 +124,11 @@ def _train_locked(args: argparse.Namespace, out: Path) -> int:
             f"--batch-size {config.batch_size} must be divisible by --devices {args.devices} "
             f"(every batch is split evenly over the devices)"
         )
-    if resumed is not None and resumed.config.devices != config.devices:
+    if (
+        resumed is not None
+        and resumed.config is not None
+        and resumed.config.devices != config.devices
+    ):
         _note(args.quiet)(
             f"the run was trained on {resumed.config.devices} device(s) up to epoch "
             f"{resumed.epoch}; resuming on {config.devices}: the same math, but the numbers "
@@ -135,7 +136,9 @@ def _train_locked(args: argparse.Namespace, out: Path) -> int:
         )
     if args.overwrite:  # the old run can never be resumed by mistake from here on
         _run_dir.discard_run(out, (CHECKPOINT, HISTORY))
-    return train_run(config, out, resumed=resumed, quiet=args.quiet, devices=args.devices)
+    return train_run(
+        config, out, resumed=resumed, quiet=args.quiet, devices=args.devices, data_path=args.data
+    )
 
 
 def _note(quiet: bool) -> Callable[[str], None]:
@@ -155,48 +158,61 @@ def train_run(
     resumed: train.Checkpoint | None = None,
     quiet: bool = False,
     devices: int | None = None,
+    data_path: Path | None = None,
 ) -> int:
-    """Train ``config`` into the run directory ``out``; print the test accuracy; an exit code."""
+    """Train ``config`` into the run directory ``out``; print the test accuracy; an exit code.
+
+    The data is ``data_path`` (``--data``), else the resumed run's, else the
+    model's built-in data; the model is sized to its classes.
+    """
     started = time.perf_counter()
     check_writable(out)
-    train_data, test_data = DATA[config.model](config.seed)
-    n_train = len(train_data[1])
+    data = training_data(config, resumed, data_path)
+    n_train = len(data.train[1])
     if train.effective_batch_size(config.batch_size, n_train, devices or 1) < config.batch_size:
         _note(quiet)(
             f"--batch-size {config.batch_size} is larger than the {n_train} training images; "
             f"each epoch is one step over all of them"
         )
-    start = _start(config, resumed)
+    model = sized_model(config, data) if resumed is None else resumed.model
+    check_fits(model, data, str(config.model))
+    start = _start(config, model, resumed)
     log = _Log(quiet=quiet)
-    log.start(config, start, len(train_data[1]), len(test_data[1]), devices)
+    log.start(config, start, data, devices)
+    test_data = data.test
     try:
-        params, history = _fit(config, start, train_data, test_data, out, log, devices)
+        params, history = _fit(config, model, start, data, out, log, devices)
     except train.TrainingDivergedError as err:
         good = err.epoch - 1
         kept = f"{out / CHECKPOINT} keeps epoch {good}" if good else "no checkpoint was written"
         print(f"jaxcnn train: error: {err}; {kept}", file=sys.stderr)
         return EXIT_DIVERGED
-    model = config.build_model()
     metrics = train.evaluate(model, params, test_data, devices=devices)
-    summary = {"config": config.to_dict(), "history": history, "test": metrics._asdict()}
+    summary = {**_record(config, data), "history": history, "test": metrics._asdict()}
     write_json(out / HISTORY, summary)
     seconds = time.perf_counter() - started
     print(f"{_accuracy_line(metrics, len(test_data[1]))} in {seconds:.1f} s")
     return 0
 
 
-def _start(config: train.TrainConfig, resumed: train.Checkpoint | None) -> _Start:
+def _start(config: train.TrainConfig, model: Layer, resumed: train.Checkpoint | None) -> _Start:
     init_key, order_key = jax.random.split(jax.random.key(config.seed))
     if resumed is None:
-        return _Start(models.init_params(config.build_model(), init_key), None, 0, None, order_key)
-    return _Start(resumed.params, resumed.opt_state, resumed.epoch, resumed.history, resumed.key)
+        return _Start(models.init_params(model, init_key), None, 0, None, order_key)
+    key = order_key if resumed.key is None else resumed.key
+    return _Start(resumed.params, resumed.opt_state, resumed.epoch, resumed.history, key)
+
+
+def _record(config: train.TrainConfig, data: Data) -> dict[str, Any]:
+    """What ``history.json`` says about the run besides its numbers."""
+    return {"config": config.to_dict(), "data": data.source.to_dict()}
 
 
 def _fit(
     config: train.TrainConfig,
+    model: Layer,
     start: _Start,
-    train_data: Split,
-    test_data: Split,
+    data: Data,
     out: Path,
     log: _Log,
     devices: int | None = None,
@@ -206,25 +222,27 @@ def _fit(
     def on_epoch(end: train.EpochEnd) -> None:
         train.save_checkpoint(
             out / CHECKPOINT,
+            model=model,
             params=end.params,
             opt_state=end.opt_state,
             epoch=end.epoch,
             key=start.key,
             config=config,
             history=end.history,
+            data=data.source,
         )
-        write_json(out / HISTORY, {"config": config.to_dict(), "history": end.history})
+        write_json(out / HISTORY, {**_record(config, data), "history": end.history})
         log.epoch(end, config.epochs)
 
     return train.fit(
-        config.build_model(),
+        model,
         start.params,
-        train_data,
+        data.train,
         optimizer=config.build_optimizer(),
         epochs=config.epochs,
         batch_size=config.batch_size,
         key=start.key,
-        val=test_data,
+        val=data.test,
         grads=config.grads,
         on_epoch=on_epoch,
         opt_state=start.opt_state,
@@ -236,13 +254,18 @@ def _fit(
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    """Reload a run's checkpoint and print its test accuracy."""
+    """Reload a run's checkpoint and print its test accuracy.
+
+    The data is the run's own, loaded again and checked against the SHA-256
+    it recorded (missing or changed data is refused), or ``--data PATH``.
+    """
     path = args.run / CHECKPOINT if args.run.is_dir() else args.run
     checkpoint = train.load_checkpoint(path)
-    config = checkpoint.config
-    _, test_data = DATA[config.model](config.seed)
-    metrics = train.evaluate(config.build_model(), checkpoint.params, test_data)
-    print(_accuracy_line(metrics, len(test_data[1])))
+    data = recorded_data(checkpoint, "eval") if args.data is None else load_data(args.data)
+    model = checkpoint.model
+    check_fits(model, data, model.kind)
+    metrics = train.evaluate(model, checkpoint.params, data.test)
+    print(_accuracy_line(metrics, len(data.test[1])))
     return 0
 
 
@@ -254,6 +277,8 @@ def _resume_point(args: argparse.Namespace, path: Path) -> train.Checkpoint:
     if not path.exists():
         raise UsageError(f"--resume: {path} does not exist (nothing to resume)")
     checkpoint = train.load_checkpoint(path)
+    if checkpoint.config is None:
+        raise UsageError(f"--resume: {path} holds no training config (not made by `jaxcnn train`)")
     if checkpoint.config.model != args.model:
         raise UsageError(
             f"--resume: {path} is a {checkpoint.config.model!r} run, not {args.model!r}"
@@ -270,6 +295,8 @@ def _config(args: argparse.Namespace, resumed: train.Checkpoint | None) -> train
     if resumed is None:
         defaults = train.MODEL_DEFAULTS[args.model]._asdict()
         return train.TrainConfig(model=args.model, devices=devices, **{**defaults, **given})
+    if resumed.config is None:  # _resume_point refuses such a checkpoint
+        raise UsageError("--resume: the checkpoint holds no training config")
     saved = resumed.config.to_dict()
     for name, value in given.items():
         if name != "epochs" and value != saved[name]:
@@ -294,8 +321,7 @@ class _Log:
         self,
         config: train.TrainConfig,
         start: _Start,
-        n_train: int,
-        n_test: int,
+        data: Data,
         devices: int | None = None,
     ) -> None:
         if self.quiet:
@@ -303,9 +329,11 @@ class _Log:
         n_params = models.count_params(start.params)
         split = f" split over {devices} devices" if devices is not None else ""
         resume = f", resuming after epoch {start.epoch}" if start.epoch else ""
+        n_train, n_test = len(data.train[1]), len(data.test[1])
         print(
             f"training {config.model} ({n_params:,} parameters) on {n_train} images "
-            f"(testing on {n_test}): {config.optimizer} lr {config.lr:g}, batch "
+            f"(testing on {n_test}) of {data.source.describe()}: {config.optimizer} lr "
+            f"{config.lr:g}, batch "
             f"{config.batch_size}{split}, {config.epochs} epochs, seed {config.seed}, "
             f"impl {config.impl}, grads {config.grads}{resume}",
             flush=True,

@@ -1,5 +1,22 @@
-"""Data sets: the article's generated shapes and MNIST-format IDX files."""
+"""Data sets: the article's generated shapes, MNIST-format IDX files, ``.npz`` files.
 
+:func:`load_data`, :func:`mnist_data` and :func:`shapes_data` return
+:class:`Data` ``(train, test, source)``: the :class:`DataSource` says where
+the data came from and pins it by SHA-256 (see docs/models.md).
+"""
+
+from jaxcnn.data._source import (
+    MNIST_SHA256,
+    NPZ_KEYS,
+    SOURCE_KINDS,
+    Data,
+    DataSource,
+    arrays_sha256,
+    class_count,
+    load_data,
+    mnist_data,
+    shapes_data,
+)
 from jaxcnn.data.mnist import (
     MNIST_FILES,
     FetchError,
@@ -16,14 +33,24 @@ from jaxcnn.data.shapes import make_shapes
 
 __all__ = [
     "MNIST_FILES",
+    "MNIST_SHA256",
+    "NPZ_KEYS",
+    "SOURCE_KINDS",
+    "Data",
+    "DataSource",
     "FetchError",
     "FileCheck",
+    "arrays_sha256",
+    "class_count",
     "data_root",
     "default_mnist_dir",
     "fetch_mnist",
+    "load_data",
     "load_mnist",
     "make_shapes",
+    "mnist_data",
     "read_idx",
+    "shapes_data",
     "verify_mnist",
     "write_idx",
 ]

@@ -204,17 +204,20 @@ def _kind_of(spec: Any) -> str:
 
 
 def _initializer(spec: Any, where: str) -> Initializer:
-    kind = spec.get("kind") if isinstance(spec, Mapping) else None
-    scale = spec.get("scale") if isinstance(spec, Mapping) else None
-    if kind == "he_normal" and set(spec) == {"kind"}:
+    keys = set(spec) if isinstance(spec, Mapping) else set()
+    if keys == {"kind"} and spec["kind"] == "he_normal":
         return he_normal
-    number = isinstance(scale, int | float) and not isinstance(scale, bool)
-    if kind == "scaled_normal" and set(spec) == {"kind", "scale"} and number:
+    scale: Any = spec.get("scale") if keys == {"kind", "scale"} else None
+    if keys == {"kind", "scale"} and spec["kind"] == "scaled_normal" and _is_number(scale):
         return scaled_normal(scale)
     raise InputError(
         f"from_spec: {where}'s w_init must be {{'kind': 'he_normal'}} or "
         f"{{'kind': 'scaled_normal', 'scale': number}}, got {spec!r}"
     )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _tuples(value: Any) -> Any:

@@ -153,9 +153,7 @@ def with_manual_grads(model: Layer) -> Layer:
     return dataclasses.replace(model, apply=apply, by_value=False)
 
 
-def loss_fn(
-    model: Layer, fn: str = "loss_fn", *, loss: str | None = None
-) -> Callable[..., jax.Array]:
+def loss_fn(model: Layer, fn: str = "loss_fn", *, loss: Any = None) -> Callable[..., jax.Array]:
     """``models.loss_fn(model, loss=loss)``'s custom-VJP twin (gradient = "output - label")."""
     return MANUAL_LOSSES[_loss_name(model, loss, fn)]
 

@@ -1,7 +1,9 @@
 """What a training run is made of: its config, and the optimizer it names.
 
-A :class:`TrainConfig` is everything needed to rebuild a run's model and
-optimizer (and its data, through the seed); checkpoints store it as JSON.
+A :class:`TrainConfig` says how a run trains: optimizer, learning rate,
+batch size, epochs, seed, gradients, and for the command line which built-in
+model to build. What the model *is* (its layers, output size, input shape)
+is its JSON spec (:func:`jaxcnn.layers.to_spec`); checkpoints store both.
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ class TrainConfig:
     """The settings of one training run (all JSON-serialisable).
 
     Attributes:
-      model: a name in :data:`jaxcnn.models.MODELS` (``"shapes"``, ...).
+      model: a name in :data:`jaxcnn.models.MODELS` (``"shapes"``, ...) for
+        the command line's built-in models, or None for any other model
+        (described by its spec).
       impl: convolution implementation, one of :data:`jaxcnn.ops.CONV_IMPLS`.
       optimizer: ``"sgd"`` or ``"adam"``.
       lr: learning rate (> 0).
@@ -89,7 +93,7 @@ class TrainConfig:
     it by :func:`~jaxcnn.train.fit`.
     """
 
-    model: str
+    model: str | None = None
     impl: str = "auto"
     optimizer: str = "sgd"
     lr: float = 0.25
@@ -100,7 +104,8 @@ class TrainConfig:
     devices: int = 1
 
     def __post_init__(self) -> None:
-        _choice("model", self.model, tuple(models.MODELS))
+        if self.model is not None:
+            _choice("model", self.model, tuple(models.MODELS))
         _choice("impl", self.impl, ops.CONV_IMPLS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("grads", self.grads, GRADS)
@@ -122,13 +127,19 @@ class TrainConfig:
         unknown = sorted(set(values) - names)
         if unknown:
             raise InputError(f"TrainConfig: unknown keys {unknown}; expected keys {sorted(names)}")
-        if "model" not in values:
-            raise InputError("TrainConfig: the key 'model' is missing")
         return cls(**values)
 
-    def build_model(self) -> Layer:
-        """The model this config names, with its convolution implementation."""
-        return models.get_model(self.model, impl=self.impl)
+    def build_model(self, classes: int | None = None) -> Layer:
+        """The built-in model this config names, with its convolution implementation.
+
+        ``classes`` sizes its output (see :func:`jaxcnn.models.get_model`).
+        """
+        if self.model is None:
+            raise InputError(
+                "TrainConfig.build_model: this config names no built-in model (model=None); "
+                "the model comes from its spec (load_checkpoint(path).model)"
+            )
+        return models.get_model(self.model, impl=self.impl, classes=classes)
 
     def build_optimizer(self) -> optax.GradientTransformation:
         """The optimizer this config names."""

@@ -17,7 +17,7 @@ import pytest
 
 from jaxcnn import cli
 from jaxcnn.cli import _train as train_command
-from jaxcnn.data import make_shapes
+from jaxcnn.data import shapes_data
 from jaxcnn.train import TrainConfig, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ FINAL_LINE = re.compile(r"^test accuracy (\d+\.\d\d)% \((\d+) images\) in \d+\.\
 @pytest.fixture(autouse=True)
 def small_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Train on 400 shapes instead of 4000 to keep the CLI tests quick."""
-    monkeypatch.setitem(train_command.DATA, "shapes", lambda seed: make_shapes(200, seed=seed))
+    monkeypatch.setitem(train_command.DATA, "shapes", lambda seed: shapes_data(seed, 200))
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -122,10 +122,11 @@ def test_a_nan_pixel_is_bad_data_not_divergence(
     good = (out / "checkpoint.npz").read_bytes()
 
     def poisoned(seed: int) -> Any:
-        (images, labels), test = make_shapes(200, seed=seed)
+        data = shapes_data(seed, 200)  # the run's data (same source), with one NaN pixel
+        images, labels = data.train
         images = images.copy()
         images[7, 3, 4, 0] = np.nan
-        return (images, labels), test
+        return data._replace(train=(images, labels))
 
     monkeypatch.setitem(train_command.DATA, "shapes", poisoned)
     result = run(["train", "shapes", "--epochs", "3", "--out", str(out), "--resume"], capsys)
@@ -244,7 +245,9 @@ def test_manual_grads_option(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     )
     assert code == 0
     assert FINAL_LINE.match(stdout.strip())
-    assert load_checkpoint(out / "checkpoint.npz").config.grads == "manual"
+    config = load_checkpoint(out / "checkpoint.npz").config
+    assert config is not None
+    assert config.grads == "manual"
 
 
 def test_mnist_without_data_says_how_to_fetch(

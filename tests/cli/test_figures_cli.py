@@ -18,7 +18,7 @@ import pytest
 from jaxcnn import cli, viz
 from jaxcnn.cli import _figures as figures
 from jaxcnn.cli import _train as train_command
-from jaxcnn.data import make_shapes
+from jaxcnn.data import make_shapes, shapes_data
 from jaxcnn.train import MODEL_DEFAULTS, TrainConfig, load_checkpoint, save_checkpoint
 from tests.cli.test_cli import run
 
@@ -36,7 +36,7 @@ ORDER = [*COMMON_PNGS, "learned_filters.png", "training_curves.png"]
 
 def small_shapes(seed: int) -> Any:
     """200 shapes instead of 4,000 (160 train, 40 test) to keep training quick."""
-    return make_shapes(100, seed=seed)
+    return shapes_data(seed, 100)
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +117,7 @@ def test_a_shapes_run_gives_every_figure(
 
 def test_first_conv_is_the_checkpoints_first_layer(shapes_run: Path) -> None:
     checkpoint = load_checkpoint(shapes_run / "checkpoint.npz")
-    conv = figures.first_conv(checkpoint.config.build_model(), checkpoint.params)
+    conv = figures.first_conv(checkpoint.model, checkpoint.params)
     assert conv is not None
     np.testing.assert_array_equal(conv.w, checkpoint.params["conv0"]["w"])
     np.testing.assert_array_equal(conv.b, checkpoint.params["conv0"]["b"])
@@ -313,7 +313,7 @@ def test_without_run_the_training_goes_to_a_temporary_directory(
 
 def test_load_history_reads_the_run_file_of_jaxcnn_train(shapes_run: Path) -> None:
     summary = json.loads((shapes_run / "history.json").read_text())
-    assert set(summary) == {"config", "history", "test"}
+    assert set(summary) == {"config", "data", "history", "test"}
     assert viz.load_history(shapes_run / "history.json") == summary["history"]
 
 

@@ -330,8 +330,9 @@ def test_cli_devices_2_end_to_end(tmp_path: Path) -> None:
     # The checkpoint of the 2-device run loads here (one device) and gives the same accuracy.
     checkpoint = load_checkpoint(out / "checkpoint.npz")
     assert checkpoint.epoch == 2
+    assert checkpoint.config is not None
     _, test = make_shapes(seed=checkpoint.config.seed)
-    metrics = evaluate(checkpoint.config.build_model(), checkpoint.params, test)
+    metrics = evaluate(checkpoint.model, checkpoint.params, test)
     assert f"{100 * metrics.accuracy:.2f}" == final.group(1)
     summary = json.loads((out / "history.json").read_text())
     assert summary["test"]["accuracy"] == pytest.approx(metrics.accuracy, abs=1e-6)

@@ -344,6 +344,7 @@ def test_default_folder_follows_environment(
     assert default_mnist_dir() == tmp_path / "data" / "mnist"
     arrays = tiny_mnist()
     write_folder(tmp_path / "data" / "mnist", arrays)
+    pin_to(monkeypatch, arrays)  # these stand in for MNIST's pinned files
     (_, train_y), _ = load_mnist()
     np.testing.assert_array_equal(train_y, arrays[TRAIN_LABELS])
     monkeypatch.delenv("JAXCNN_DATA")
@@ -351,6 +352,26 @@ def test_default_folder_follows_environment(
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert data_root() == tmp_path / "home" / ".cache" / "jaxcnn"
+
+
+def test_the_default_folder_must_hold_mnist_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # JAXCNN_DATA pointing at other MNIST-format data is refused, never trained on as "MNIST".
+    monkeypatch.setenv("JAXCNN_DATA", str(tmp_path))
+    arrays = tiny_mnist()
+    write_folder(tmp_path / "mnist", arrays)
+    pin_to(monkeypatch, {**arrays, TEST_LABELS: altered(arrays)[TEST_LABELS]})
+    with pytest.raises(
+        ValueError, match=r"load_mnist: the MNIST folder .* does not hold MNIST: "
+    ) as err:
+        load_mnist()
+    message = str(err.value)
+    assert "t10k-labels-idx1-ubyte has SHA-256" in message
+    assert "jaxcnn data fetch mnist" in message
+    assert "--data PATH" in message
+    (_, train_y), _ = load_mnist(tmp_path / "mnist")  # named explicitly, it is any IDX folder
+    np.testing.assert_array_equal(train_y, arrays[TRAIN_LABELS])
 
 
 # --------------------------------------------------------------------------- conversion

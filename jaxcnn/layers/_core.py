@@ -9,7 +9,7 @@ backward formulas, and :func:`jaxcnn.layers.to_spec` can describe it as JSON.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
@@ -220,7 +220,7 @@ Flatten = Layer(_flatten_init, lambda params, x: ops.flatten(x), "flatten", by_v
 
 
 def serial(
-    *layers: Layer, kind: str = "serial", input_shape: Shape | None = None, **config: Any
+    *layers: Layer, kind: str = "serial", input_shape: Sequence[int] | None = None, **config: Any
 ) -> Layer:
     """Chain layers; params are ``{"<kind><index>": layer_params}``, e.g. ``conv0``.
 

@@ -6,7 +6,6 @@ the data came from and pins it by SHA-256 (see docs/models.md).
 """
 
 from jaxcnn.data._source import (
-    MNIST_SHA256,
     NPZ_KEYS,
     SOURCE_KINDS,
     Data,
@@ -33,7 +32,6 @@ from jaxcnn.data.shapes import make_shapes
 
 __all__ = [
     "MNIST_FILES",
-    "MNIST_SHA256",
     "NPZ_KEYS",
     "SOURCE_KINDS",
     "Data",

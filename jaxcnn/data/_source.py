@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxcnn._io import read_bytes
-from jaxcnn.data._mnist_spec import MNIST_FILES, RAW_SHA256
+from jaxcnn.data._mnist_spec import MNIST_FILES
 from jaxcnn.data.mnist import check_pinned, default_mnist_dir, read_idx_folder
 from jaxcnn.data.shapes import make_shapes
 from jaxcnn.errors import InputError, InputTypeError, MissingFileError
@@ -139,7 +139,9 @@ def mnist_data() -> Data:
     folder = default_mnist_dir()
     loaded = read_idx_folder(folder)  # says how to fetch MNIST when it is missing
     check_pinned(folder, loaded.digests)
-    return Data(loaded.train, loaded.test, DataSource("mnist", MNIST_SHA256, str(folder)))
+    return Data(
+        loaded.train, loaded.test, DataSource("mnist", idx_digest(loaded.digests), str(folder))
+    )
 
 
 def shapes_data(seed: int = 0, n_per_class: int = 2000) -> Data:
@@ -167,10 +169,6 @@ def idx_digest(digests: Mapping[str, str]) -> str:
     """One SHA-256 for the four IDX files: of the lines ``"<name> <its sha256>"``."""
     lines = "".join(f"{name} {digests[name]}\n" for name in MNIST_FILES)
     return hashlib.sha256(lines.encode()).hexdigest()
-
-
-MNIST_SHA256 = idx_digest(RAW_SHA256)
-"""The digest of MNIST itself (of its pinned files), as recorded by every MNIST run."""
 
 
 def _load_npz(path: Path) -> Data:

@@ -461,3 +461,13 @@ def test_bad_or_missing_model_spec(saved: Path) -> None:
     saved.write_bytes(original)
     rewrite(saved, lambda arrays: set_metadata(arrays, {**metadata_of(arrays), "model": None}))
     expect_error(saved, r"metadata field 'model' missing or not a dict")
+
+
+def test_a_config_says_how_to_train_not_what_the_model_is() -> None:
+    config = TrainConfig(optimizer="adam", lr=1e-3)
+    assert config.model is None
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match=r"build_model: this config names no built-in model"):
+        config.build_model()
+    shape, _ = TrainConfig(model="mnist-cnn").build_model(classes=5).init(jax.random.key(0))
+    assert shape == (-1, 5)

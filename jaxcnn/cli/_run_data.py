@@ -97,7 +97,6 @@ def sized_model(config: train.TrainConfig, data: Data) -> Layer:
         raise UsageError(
             f"{data.source.describe()} has {classes} classes (labels 0..{classes - 1}), but {err}"
         ) from None
-    check_fits(model, data, str(config.model))
     return model
 
 

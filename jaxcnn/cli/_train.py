@@ -40,7 +40,7 @@ from jaxcnn.cli._run_data import DATA, check_fits, recorded_data, sized_model, t
 from jaxcnn.data import Data, load_data
 from jaxcnn.layers import Layer
 
-__all__ = ["DATA", "register", "run_eval", "run_train", "train_run"]
+__all__ = ["DATA", "register", "run_eval", "run_train", "train_run"]  # DATA: patched by tests
 
 _TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "seed", "grads", "impl")
 

@@ -159,7 +159,7 @@ def make_epoch_fn(
         function is then jitted afresh.
       loss: the loss to minimise: None (the model's ``config["loss"]``), a
         name of :data:`jaxcnn.ops.LOSSES`, or a function ``(logits, labels,
-        weights) -> scalar`` (see :mod:`jaxcnn.train._loss`).
+        weights) -> scalar`` (see docs/models.md).
 
     Shapes:
       images: ``[N, H, W, C]``; labels: ``[N]``; key: a PRNG key; epoch: int.

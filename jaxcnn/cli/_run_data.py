@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import train
@@ -120,10 +121,9 @@ def check_fits(model: Layer, data: Data, name: str) -> None:
 
 def _outputs(model: Layer, data: Data) -> int:
     """How many logits the model returns (computed abstractly)."""
-    example = tuple(data.train[0].shape[1:])
-    params = jax.eval_shape(lambda: model.init(jax.random.key(0), (-1, *example))[1])
-    logits = jax.eval_shape(model.apply, params, jax.ShapeDtypeStruct((1, *example), np.float32))
-    return int(logits.shape[-1])
+    example = (-1, *data.train[0].shape[1:])
+    params = jax.eval_shape(lambda: model.init(jax.random.key(0), example)[1])
+    return train.output_classes("eval", model, params, jnp.asarray(data.train[0][:1]))
 
 
 def _hwc(shape: tuple[int, ...] | np.ndarray) -> str:

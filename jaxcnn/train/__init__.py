@@ -30,7 +30,14 @@ from jaxcnn.train._config import (
     TrainConfig,
     make_optimizer,
 )
-from jaxcnn.train._dataset import Dataset, check_dataset, check_images, effective_batch_size
+from jaxcnn.train._dataset import (
+    Dataset,
+    check_dataset,
+    check_images,
+    check_input_shape,
+    effective_batch_size,
+    output_classes,
+)
 from jaxcnn.train._epoch import GRADS, Grads, Metrics, batch_plan, epoch_order, make_epoch_fn
 from jaxcnn.train._fit import EpochEnd, FitResult, History, TrainingDivergedError, evaluate, fit
 from jaxcnn.train._loss import Loss
@@ -57,6 +64,7 @@ __all__ = [
     "batch_plan",
     "check_dataset",
     "check_images",
+    "check_input_shape",
     "effective_batch_size",
     "epoch_order",
     "evaluate",
@@ -64,6 +72,7 @@ __all__ = [
     "load_checkpoint",
     "make_epoch_fn",
     "make_optimizer",
+    "output_classes",
     "predict",
     "save_checkpoint",
 ]

@@ -6,6 +6,8 @@ first bad sample and its value, never a "diverged" loss or a silent result:
 
 * images: a 4-D float array ``[N, H, W, C]`` with ``N >= 1`` and every value
   finite (one fused pass over the data, on the device it lives on);
+* images of the shape the model records (``serial(..., input_shape=...)``),
+  checked first, so the message names that shape;
 * labels: ``[N]`` class ids of the model: 0 or 1 for a one-logit model
   (integer, bool or whole float values), integers in ``[0, K)`` for a model
   with ``K`` logits; ``K`` is read from the model's output shape, computed
@@ -25,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn.errors import InputError, InputTypeError
-from jaxcnn.layers import Layer, Params
+from jaxcnn.layers import Layer, Params, input_shape_of
 from jaxcnn.train._xla_options import EPOCH_COMPILER_OPTIONS
 
 Dataset: TypeAlias = tuple[Any, Any]
@@ -63,8 +65,20 @@ def check_dataset(
             f"got {tuple(labels.shape)}"
         )
     if model is not None:
+        check_input_shape(fn, model, images, f"{name} images")
         _check_labels(fn, f"{name} labels", labels, output_classes(fn, model, params, images))
     return images, jnp.asarray(labels)
+
+
+def check_input_shape(fn: str, model: Layer, images: Any, name: str = "images") -> None:
+    """Require ``images [N, *shape]`` when ``model`` records its input ``shape``."""
+    recorded = input_shape_of(model)
+    if recorded is not None and tuple(np.shape(images)[1:]) != recorded:
+        dims = ", ".join(str(size) for size in recorded)
+        raise InputError(
+            f"{fn}: {name} must be [N, {dims}] for model {model.kind!r} (built for input "
+            f"shape {recorded}), got shape {tuple(np.shape(images))}"
+        )
 
 
 def check_images(fn: str, name: str, images: Any) -> jax.Array:

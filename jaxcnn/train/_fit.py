@@ -20,7 +20,6 @@ from jaxcnn.train import _sharding
 from jaxcnn.train._dataset import Dataset, check_dataset, check_finite_tree, effective_batch_size
 from jaxcnn.train._epoch import Metrics, check_grads, evaluate_arrays, make_epoch_fn
 from jaxcnn.train._loss import Loss, resolve_loss
-from jaxcnn.train._predict import check_input_shape
 
 History: TypeAlias = dict[str, list[float]]
 """Per-epoch ``train_loss``, ``train_accuracy`` and, with ``val``,
@@ -151,9 +150,6 @@ def fit(
     _check_key(key)
     grads = check_grads("fit", grads)
     resolve_loss("fit", model, loss, grads)  # a bad loss fails here, naming fit
-    check_input_shape("fit", model, images, "train images")
-    if val_arrays is not None:
-        check_input_shape("fit", model, val_arrays[0], "val images")
     mesh = _sharding.resolve_mesh("fit", devices=devices, mesh=mesh)
     batch_size = effective_batch_size(batch_size, len(labels), 1 if mesh is None else mesh.size)
     if mesh is None:
@@ -304,7 +300,6 @@ def evaluate(
     images, labels = check_dataset("evaluate", "data", data, model=model, params=params)
     check_finite_tree("evaluate", "params", params)
     batch_size = _checks.positive_int("evaluate", "batch_size", batch_size)
-    check_input_shape("evaluate", model, images, "data images")
     if devices is not None or mesh is not None:
         metrics = _sharding.evaluate_sharded(
             model,

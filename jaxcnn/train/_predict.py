@@ -1,9 +1,11 @@
-"""Class probabilities for new images, and the input-shape check of fit, evaluate and predict.
+"""Class probabilities for new images: ``predict(model, params, images)``.
 
 A model built by :func:`jaxcnn.layers.serial` with ``input_shape=(H, W, C)``
 (the article's models record ``(28, 28, 1)``) says which images it takes, so
-an image of another shape is refused with an error naming that shape, before
-anything is traced, instead of failing deep inside a dense layer.
+one image needs no batch axis and an image of another shape is refused with
+an error naming that shape, before anything is traced, instead of failing
+deep inside a dense layer (``fit`` and ``evaluate`` check the same in
+:func:`jaxcnn.train.check_dataset`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from jax import lax
 from jaxcnn import _checks
 from jaxcnn.errors import InputError
 from jaxcnn.layers import Layer, Params, Shape, input_shape_of
+from jaxcnn.train._dataset import check_images
 from jaxcnn.train._epoch import batch_plan
 from jaxcnn.train._xla_options import EPOCH_COMPILER_OPTIONS
 
@@ -54,20 +57,11 @@ def predict(model: Layer, params: Params, images: Any, *, batch_size: int = 1000
             f"serial(..., input_shape=(H, W, C)) (the named models record (28, 28, 1))"
         )
     x = _as_batch(_checks.as_float_array("predict", "images", images), recorded)
+    x = check_images("predict", "images", x)  # finite, at least one
     batch_size = _checks.positive_int("predict", "batch_size", batch_size)
     leaves = jax.tree.leaves(params)
     x = x.astype(leaves[0].dtype) if leaves else x
     return _predict_jit(params, x, model=model, batch_size=min(batch_size, x.shape[0]))
-
-
-def check_input_shape(fn: str, model: Layer, images: jax.Array, name: str = "images") -> None:
-    """Require ``images [N, *shape]`` when ``model`` records its input ``shape``."""
-    recorded = input_shape_of(model)
-    if recorded is not None and tuple(images.shape[1:]) != recorded:
-        raise InputError(
-            f"{fn}: {name} must be [N, {_dims(recorded)}] for model {model.kind!r} (built for "
-            f"input shape {recorded}), got shape {tuple(images.shape)}"
-        )
 
 
 def probabilities(logits: jax.Array) -> jax.Array:

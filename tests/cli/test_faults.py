@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import sys
 from jaxcnn.cli import _train, main
-from jaxcnn.data import make_shapes
-_train.DATA["shapes"] = lambda seed: make_shapes(200, seed=seed)
+from jaxcnn.data import shapes_data
+_train.DATA["shapes"] = lambda seed: shapes_data(seed, 200)
 {hook}
 sys.exit(main(sys.argv[1:]))
 """
@@ -154,12 +154,14 @@ FULL_DISK_CHILD = """
 import errno, json, os, sys
 import numpy as np
 from jaxcnn.cli import _train, main
+from jaxcnn.data import Data, DataSource, arrays_sha256
 
 def tiny_mnist(seed):
     rng = np.random.default_rng(seed)
     def split(n):
         return rng.random((n, 28, 28, 1), np.float32), rng.integers(0, 10, n).astype(np.int32)
-    return split(64), split(16)
+    train, test = split(64), split(16)
+    return Data(train, test, DataSource("mnist", arrays_sha256(*train, *test)))
 
 _train.DATA["mnist-dense"] = tiny_mnist
 disk, out = sys.argv[1], os.path.join(sys.argv[1], "run")

@@ -23,7 +23,7 @@ from jax import lax
 
 from jaxcnn import _checks
 from jaxcnn._checks import IntOrPair, Padding2D, PaddingLike, Pair
-from jaxcnn.ops._pool_backward import route_to_winners, window_winners
+from jaxcnn.ops._pool_backward import route_to_winners, window_max_and_winner
 
 
 def max_pool2d(
@@ -82,8 +82,8 @@ def _max_pool(
 def _max_pool_fwd(
     x: jax.Array, window: Pair, strides: Pair, pads: Padding2D, x_shape: tuple[int, ...]
 ) -> tuple[jax.Array, jax.Array]:
-    # Keep each window's winner (an argmax, computed now), not x: see window_winners.
-    return _reduce_max(x, window, strides, pads), window_winners(x, window, strides, pads)
+    # Keep each window's winner (an argmax, computed now), not x: see window_max_and_winner.
+    return window_max_and_winner(x, window, strides, pads)
 
 
 def _max_pool_bwd(

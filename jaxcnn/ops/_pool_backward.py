@@ -7,7 +7,7 @@ Used by :func:`jaxcnn.ops.max_pool2d`'s custom VJP and by
 Tie rule: each window's gradient goes, whole, to its **first** maximum in
 row-major order, found either by one running ``>`` comparison over the window
 offsets (:func:`first_max`, the manual formula) or by one
-``argmax`` (:func:`window_winners`, the custom VJP of ``ops.max_pool2d``).
+``argmax`` (:func:`window_max_and_winner`, the custom VJP of ``ops.max_pool2d``).
 Only the winner's *index* is used, never an equality with a separately
 computed maximum: under ``jit`` XLA may recompute the pooled input in two
 fusions with different rounding, and a window whose pixels all miss the
@@ -52,16 +52,36 @@ def max_pool_backward(
     return route_to_winners(winner, g, x.shape, window, strides, pads)
 
 
-def window_winners(x: jax.Array, window: Pair, strides: Pair, pads: Padding2D) -> jax.Array:
-    """Row-major index of each window's first maximum: ``int32 [N, H_out, W_out, C]``.
+def window_max_and_winner(
+    x: jax.Array, window: Pair, strides: Pair, pads: Padding2D
+) -> tuple[jax.Array, jax.Array]:
+    """Each window's maximum and the row-major index of its first maximum.
 
     One ``argmax`` (a reduction, first occurrence on ties) over the window's
-    ``kh * kw`` pixels laid out on a last axis. :func:`jaxcnn.ops.max_pool2d`
-    computes it in the forward pass and keeps only it for the backward: a
-    reduction is never re-fused into the backward's elementwise loop, whereas
-    XLA's CPU fusion would otherwise recompute the pooled input (say
-    ``relu(conv(...))``) there once per pixel of every window (measured: the
-    shapes CNN's step 1.9 -> 1.0 ms).
+    ``kh * kw`` pixels laid out on a last axis (:func:`window_pixels`).
+    :func:`jaxcnn.ops.max_pool2d` computes it in the forward pass and keeps
+    only it for the backward: a reduction is never re-fused into the
+    backward's elementwise loop, whereas XLA's CPU fusion would otherwise
+    recompute the pooled input (say ``relu(conv(...))``) there once per pixel
+    of every window (measured: the shapes CNN's step 1.9 -> 1.0 ms).
+
+    The maximum is reduced from the same pixels, so XLA reads ``x`` once for
+    both. A separate ``reduce_window`` for it made XLA write ``x`` to memory
+    first (11 MB per MNIST CNN step) and read it twice. The maximum is exact,
+    so it equals ``reduce_window``'s bit for bit.
+
+    Returns:
+      ``(maximum [N, H_out, W_out, C], winner int32 [N, H_out, W_out, C])``.
+    """
+    pixels = window_pixels(x, window, strides, pads)
+    return jnp.max(pixels, axis=-1), first_max_index(pixels)
+
+
+def window_pixels(x: jax.Array, window: Pair, strides: Pair, pads: Padding2D) -> jax.Array:
+    """Every window's ``kh * kw`` pixels on a last axis, row-major: ``[N, H_out, W_out, C, kh*kw]``.
+
+    Padded positions hold ``-inf``. Non-overlapping windows are a reshape and
+    transpose of the input (no copies of overlapping pixels).
     """
     xp = pad_spatial(x, pads, -jnp.inf)
     n, _, _, c = xp.shape
@@ -70,11 +90,9 @@ def window_winners(x: jax.Array, window: Pair, strides: Pair, pads: Padding2D) -
     if strides == window:
         kh, kw = window
         tiles = xp[:, : out_h * kh, : out_w * kw].reshape(n, out_h, kh, out_w, kw, c)
-        pixels = jnp.transpose(tiles, (0, 1, 3, 5, 2, 4)).reshape(n, out_h, out_w, c, kh * kw)
-    else:
-        slices = [shifted(xp, offset, (out_h, out_w), strides) for offset in offsets(window)]
-        pixels = jnp.stack(slices, axis=-1)
-    return first_max_index(pixels)
+        return jnp.transpose(tiles, (0, 1, 3, 5, 2, 4)).reshape(n, out_h, out_w, c, kh * kw)
+    slices = [shifted(xp, offset, (out_h, out_w), strides) for offset in offsets(window)]
+    return jnp.stack(slices, axis=-1)
 
 
 def first_max_index(pixels: jax.Array) -> jax.Array:

@@ -10,6 +10,11 @@ import jax
 import pytest
 from hypothesis import HealthCheck, settings
 
+# The jaxcnn command keeps compiled programs on disk by default; tests count
+# compilations and must not share a cache with each other or with the user's runs
+# (tests/cli/test_compile_cache.py gives its runs a cache directory of their own).
+os.environ["JAXCNN_COMPILE_CACHE"] = "off"
+
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 

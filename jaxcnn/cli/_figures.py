@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxcnn import train, viz
+from jaxcnn import train
 from jaxcnn.cli._common import CHECKPOINT, HISTORY, UsageError, check_writable, non_negative_int
 from jaxcnn.cli._train import train_run
 from jaxcnn.data import load_mnist
@@ -158,6 +158,8 @@ def load_run(run_dir: Path) -> Run:
     history_path = run_dir / HISTORY
     if not history_path.is_file():
         raise InputError(f"{history_path}: no such file (written by `jaxcnn train`)")
+    from jaxcnn import viz  # matplotlib: imported by the figures command only
+
     try:
         history = viz.load_history(history_path)
     except (TypeError, ValueError) as err:
@@ -178,6 +180,8 @@ def write_figures(run: Run, out: Path) -> list[str]:
     Returns:
       One line per figure: the path written, or why it was skipped.
     """
+    from jaxcnn import viz  # matplotlib: imported by the figures command only
+
     square = viz.demo_shapes()[0]
     drawers: list[tuple[str, Callable[[Path], Any]]] = [
         (KERNELS_PNG, lambda path: viz.plot_classical_kernels(square, path=path)),
@@ -219,6 +223,8 @@ def first_conv(model: Layer, params: Any) -> FirstConv | None:
 
 
 def _plot_filters(model_name: str, conv: FirstConv, path: Path) -> None:
+    from jaxcnn import viz  # matplotlib: imported by the figures command only
+
     if model_name == "shapes":
         images = viz.demo_shapes()[..., None]
         viz.plot_filters_and_feature_maps(

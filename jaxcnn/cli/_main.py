@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from jaxcnn import __version__
 from jaxcnn.cli import _data, _figures, _train
+from jaxcnn.cli._cache import ENV, enable_compile_cache
 from jaxcnn.cli._common import EXIT_USAGE, Parser
 from jaxcnn.cli._signals import describe, exit_code, stop_on_signals
 from jaxcnn.errors import JaxcnnError
@@ -39,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``jaxcnn`` command."""
     parser = Parser(prog="jaxcnn", description="Convolutional networks from scratch in JAX.")
     parser.add_argument("--version", action="version", version=f"jaxcnn {__version__}")
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help=f"do not keep compiled programs on disk for the next run (or set {ENV}=off)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS:
         command.register(subparsers)
@@ -52,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0
+    enable_compile_cache(disabled=args.no_compile_cache)
     try:
         with stop_on_signals():
             return int(args.handler(args))

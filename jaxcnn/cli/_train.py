@@ -187,7 +187,10 @@ def train_run(
         kept = f"{out / CHECKPOINT} keeps epoch {good}" if good else "no checkpoint was written"
         print(f"jaxcnn train: error: {err}; {kept}", file=sys.stderr)
         return EXIT_DIVERGED
-    metrics = train.evaluate(model, params, test_data, devices=devices)
+    # The training batch size: the evaluation fit ran after every epoch, compiled once.
+    metrics = train.evaluate(
+        model, params, test_data, batch_size=config.batch_size, devices=devices
+    )
     summary = {**_record(config, data), "history": history, "test": metrics._asdict()}
     write_json(out / HISTORY, summary)
     seconds = time.perf_counter() - started
@@ -264,7 +267,8 @@ def run_eval(args: argparse.Namespace) -> int:
     data = recorded_data(checkpoint, "eval") if args.data is None else load_data(args.data)
     model = checkpoint.model
     check_fits(model, data, model.kind)
-    metrics = train.evaluate(model, checkpoint.params, data.test)
+    batch = checkpoint.config.batch_size  # the training batch size, as train_run evaluates
+    metrics = train.evaluate(model, checkpoint.params, data.test, batch_size=batch)
     print(_accuracy_line(metrics, len(data.test[1])))
     return 0
 

@@ -81,7 +81,7 @@ def fit(
     history: History | None = None,
     progress: bool = True,
     unroll: int = 1,
-    eval_batch_size: int = 1000,
+    eval_batch_size: int | None = None,
     devices: int | None = None,
     mesh: Any = None,
 ) -> FitResult:
@@ -119,7 +119,10 @@ def fit(
       history: history of those epochs (copied, not modified).
       progress: show a tqdm bar over epochs (hidden when not a terminal).
       unroll: ``lax.scan`` unroll factor of the epoch (speed only).
-      eval_batch_size: batch size of the ``val`` evaluation (memory only).
+      eval_batch_size: batch size of the ``val`` evaluation (memory and speed
+        only); default ``batch_size``, so that the evaluation's layers have the
+        training forward pass's shapes (on a GPU, XLA then reuses the training
+        program's convolution autotuning instead of autotuning again).
       devices: data parallelism: split every batch over the first
         ``devices`` devices (``batch_size`` must be divisible by it); params,
         optimizer state and data are replicated, the gradient is still the
@@ -149,6 +152,8 @@ def fit(
     start_epoch = _check_start(start_epoch, epochs)
     _check_key(key)
     grads = check_grads("fit", grads)
+    if eval_batch_size is None:
+        eval_batch_size = batch_size
     resolve_loss("fit", model, loss, grads)  # a bad loss fails here, naming fit
     mesh = _sharding.resolve_mesh("fit", devices=devices, mesh=mesh)
     batch_size = effective_batch_size(batch_size, len(labels), 1 if mesh is None else mesh.size)

@@ -42,7 +42,7 @@ from jaxcnn.layers import Layer
 
 __all__ = ["DATA", "register", "run_eval", "run_train", "train_run"]  # DATA: patched by tests
 
-_TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "seed", "grads", "impl")
+_TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "seed", "grads", "impl", "precision")
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -63,6 +63,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--impl", choices=ops.CONV_IMPLS, help="convolution implementation (default auto)"
     )
     parser.add_argument("--conv", dest="impl", choices=ops.CONV_IMPLS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--precision",
+        choices=train.PRECISIONS,
+        help="float32 (default), or bf16: bfloat16 compute over float32 weights (for GPUs)",
+    )
     parser.add_argument(
         "--devices",
         type=device_count,
@@ -253,6 +258,7 @@ def _fit(
         history=start.history,
         progress=log.bar,
         devices=devices,
+        precision=config.precision,
     )
 
 
@@ -267,7 +273,8 @@ def run_eval(args: argparse.Namespace) -> int:
     data = recorded_data(checkpoint, "eval") if args.data is None else load_data(args.data)
     model = checkpoint.model
     check_fits(model, data, model.kind)
-    batch = checkpoint.config.batch_size  # the training batch size, as train_run evaluates
+    config = checkpoint.config  # the training batch size, as train_run evaluates
+    batch = config.batch_size if config is not None else 1000
     metrics = train.evaluate(model, checkpoint.params, data.test, batch_size=batch)
     print(_accuracy_line(metrics, len(data.test[1])))
     return 0
@@ -334,6 +341,9 @@ class _Log:
         split = f" split over {devices} devices" if devices is not None else ""
         resume = f", resuming after epoch {start.epoch}" if start.epoch else ""
         n_train, n_test = len(data.train[1]), len(data.test[1])
+        resume = (
+            f", precision {config.precision}" if config.precision != "float32" else ""
+        ) + resume
         print(
             f"training {config.model} ({n_params:,} parameters) on {n_train} images "
             f"(testing on {n_test}) of {data.source.describe()}: {config.optimizer} lr "

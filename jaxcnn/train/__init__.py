@@ -41,6 +41,7 @@ from jaxcnn.train._dataset import (
 from jaxcnn.train._epoch import GRADS, Grads, Metrics, batch_plan, epoch_order, make_epoch_fn
 from jaxcnn.train._fit import EpochEnd, FitResult, History, TrainingDivergedError, evaluate, fit
 from jaxcnn.train._loss import Loss
+from jaxcnn.train._precision import PRECISIONS, Precision
 from jaxcnn.train._predict import predict
 from jaxcnn.train._xla_options import EPOCH_COMPILER_OPTIONS
 
@@ -49,6 +50,7 @@ __all__ = [
     "GRADS",
     "MODEL_DEFAULTS",
     "OPTIMIZERS",
+    "PRECISIONS",
     "Checkpoint",
     "CheckpointError",
     "Dataset",
@@ -59,6 +61,7 @@ __all__ = [
     "History",
     "Loss",
     "Metrics",
+    "Precision",
     "TrainConfig",
     "TrainingDivergedError",
     "batch_plan",

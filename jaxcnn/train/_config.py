@@ -20,6 +20,7 @@ from jaxcnn import models, ops
 from jaxcnn.errors import InputError, InputTypeError
 from jaxcnn.layers import Layer
 from jaxcnn.train._epoch import GRADS
+from jaxcnn.train._precision import PRECISIONS
 
 OPTIMIZERS = ("sgd", "adam")
 """Names accepted by :func:`make_optimizer`."""
@@ -86,6 +87,8 @@ class TrainConfig:
       grads: ``"autodiff"`` or ``"manual"``.
       devices: the number of devices each batch is split over (data
         parallelism); the same math on any count, not the same rounding.
+      precision: ``"float32"`` or ``"bf16"`` (bfloat16 compute, float32
+        weights; see ``fit``).
 
     Integers are range-checked (``batch_size`` and ``epochs`` below ``2**31``,
     the int32 index range of the compiled epoch), so a hand-edited checkpoint
@@ -102,6 +105,7 @@ class TrainConfig:
     seed: int = 0
     grads: str = "autodiff"
     devices: int = 1
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         if self.model is not None:
@@ -109,6 +113,7 @@ class TrainConfig:
         _choice("impl", self.impl, ops.CONV_IMPLS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("grads", self.grads, GRADS)
+        _choice("precision", self.precision, PRECISIONS)
         object.__setattr__(self, "lr", _positive_float("TrainConfig", "lr", self.lr))
         for name in ("batch_size", "epochs", "devices"):
             _check_int(name, getattr(self, name), minimum=1, limit=2**31)

@@ -28,6 +28,7 @@ from jaxcnn.layers import ApplyFn, Layer, Params
 from jaxcnn.ops import LossFn
 from jaxcnn.train._dataset import Dataset
 from jaxcnn.train._loss import Loss, check_scalar, resolve_loss
+from jaxcnn.train._precision import check_precision, for_compute
 from jaxcnn.train._xla_options import EPOCH_COMPILER_OPTIONS
 
 EpochFn: TypeAlias = Callable[..., tuple[Params, Any, "Metrics"]]
@@ -116,6 +117,7 @@ class EpochSpec(NamedTuple):
     batch_size: int
     unroll: int
     batch_sharding: Any  # None, or the sharding each batch of images is constrained to
+    precision: str = "float32"  # one of PRECISIONS: the forward/backward compute dtype
 
 
 def make_epoch_fn(
@@ -128,6 +130,7 @@ def make_epoch_fn(
     batch_sharding: Any = None,
     jit_kwargs: Mapping[str, Any] | None = None,
     loss: Loss = None,
+    precision: str = "float32",
 ) -> EpochFn:
     """Compile-once training epoch: ``epoch_fn(params, opt_state, images, labels, key, epoch)``.
 
@@ -160,6 +163,9 @@ def make_epoch_fn(
       loss: the loss to minimise: None (the model's ``config["loss"]``), a
         name of :data:`jaxcnn.ops.LOSSES`, or a function ``(logits, labels,
         weights) -> scalar`` (see docs/models.md).
+      precision: ``"float32"``, or ``"bf16"``: bfloat16 forward and backward
+        passes over float32 parameters, optimizer state and loss (see
+        :mod:`jaxcnn.train._precision`).
 
     Shapes:
       images: ``[N, H, W, C]``; labels: ``[N]``; key: a PRNG key; epoch: int.
@@ -173,6 +179,7 @@ def make_epoch_fn(
         _checks.positive_int("make_epoch_fn", "batch_size", batch_size),
         _checks.positive_int("make_epoch_fn", "unroll", unroll),
         batch_sharding,
+        check_precision("make_epoch_fn", precision),
     )
     if jit_kwargs:
         options = {"compiler_options": EPOCH_COMPILER_OPTIONS, "donate_argnums": (0, 1)}
@@ -218,7 +225,9 @@ def _train_step(
     apply = training_apply(spec.model, spec.grads)
 
     def batch_loss(params: Params) -> Any:
-        logits = apply(params, x)
+        logits = apply(for_compute(params, spec.precision), for_compute(x, spec.precision))
+        if spec.precision != "float32":
+            logits = logits.astype(jnp.float32)  # the loss in float32
         return check_scalar("fit", spec.loss(logits, y, weight)), logits
 
     (value, logits), grad = jax.value_and_grad(batch_loss, has_aux=True)(params)

@@ -20,6 +20,7 @@ from jaxcnn.train import _sharding
 from jaxcnn.train._dataset import Dataset, check_dataset, check_finite_tree, effective_batch_size
 from jaxcnn.train._epoch import Metrics, check_grads, evaluate_arrays, make_epoch_fn
 from jaxcnn.train._loss import Loss, resolve_loss
+from jaxcnn.train._precision import check_precision
 
 History: TypeAlias = dict[str, list[float]]
 """Per-epoch ``train_loss``, ``train_accuracy`` and, with ``val``,
@@ -84,6 +85,7 @@ def fit(
     eval_batch_size: int | None = None,
     devices: int | None = None,
     mesh: Any = None,
+    precision: str = "float32",
 ) -> FitResult:
     """Train ``model`` with mini-batch ``optimizer`` steps; one compiled function per epoch.
 
@@ -131,6 +133,10 @@ def fit(
       mesh: or split every batch over all devices of this
         ``jax.sharding.Mesh`` (e.g. every device of several hosts after
         ``jax.distributed.initialize``). See docs/scaling.md.
+      precision: ``"float32"`` (default), or ``"bf16"``: each step's forward
+        and backward passes in bfloat16 over float32 parameters, optimizer
+        state, gradients and loss (mixed precision; faster on GPUs, slower
+        on CPUs). ``val`` is evaluated in float32.
 
     Returns:
       ``FitResult(params, history)``.
@@ -152,6 +158,7 @@ def fit(
     start_epoch = _check_start(start_epoch, epochs)
     _check_key(key)
     grads = check_grads("fit", grads)
+    precision = check_precision("fit", precision)
     if eval_batch_size is None:
         eval_batch_size = batch_size
     resolve_loss("fit", model, loss, grads)  # a bad loss fails here, naming fit
@@ -159,7 +166,13 @@ def fit(
     batch_size = effective_batch_size(batch_size, len(labels), 1 if mesh is None else mesh.size)
     if mesh is None:
         epoch_fn = make_epoch_fn(
-            model, optimizer, batch_size=batch_size, grads=grads, unroll=unroll, loss=loss
+            model,
+            optimizer,
+            batch_size=batch_size,
+            grads=grads,
+            unroll=unroll,
+            loss=loss,
+            precision=precision,
         )
     else:
         epoch_fn = _sharding.sharded_epoch_fn(
@@ -170,6 +183,7 @@ def fit(
             unroll=unroll,
             mesh=mesh,
             loss=loss,
+            precision=precision,
         )
     params = jax.tree.map(jnp.array, params)  # private copies: the epoch function donates them
     opt_state = optimizer.init(params) if opt_state is None else jax.tree.map(jnp.array, opt_state)

@@ -141,6 +141,7 @@ def sharded_epoch_fn(
     unroll: int,
     mesh: Mesh,
     loss: Loss = None,
+    precision: str = "float32",
 ) -> EpochFn:
     """:func:`jaxcnn.train.make_epoch_fn` split over ``mesh``'s devices.
 
@@ -158,6 +159,7 @@ def sharded_epoch_fn(
         batch_size=check_batch_size("fit", batch_size, mesh),
         unroll=unroll,
         batch_sharding=batch_sharding(mesh),
+        precision=precision,
     )
     return functools.partial(_jitted_epoch(mesh), spec)
 

@@ -77,8 +77,12 @@ def load_mnist(folder: Path) -> Any:
     """The standard MNIST IDX files in ``folder`` (``.gz`` or not), pixels / 255."""
 
     def read(stem: str, offset: int) -> np.ndarray:
-        path = folder / stem
-        raw = gzip.open(f"{path}.gz").read() if Path(f"{path}.gz").exists() else path.read_bytes()
+        packed = folder / f"{stem}.gz"
+        raw = (
+            gzip.decompress(packed.read_bytes())
+            if packed.exists()
+            else (folder / stem).read_bytes()
+        )
         return np.frombuffer(raw, np.uint8, offset=offset)
 
     def split(prefix: str) -> Any:
@@ -150,7 +154,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("model", choices=sorted(SETTINGS))
     parser.add_argument("--epochs", type=int, help="default: jaxcnn's (shapes 20, mnist-cnn 5)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", type=Path, default=Path.home() / ".cache/jaxcnn/mnist")
+    cache = Path(os.environ.get("JAXCNN_DATA", Path.home() / ".cache/jaxcnn"))
+    parser.add_argument("--data", type=Path, default=cache / "mnist", help="MNIST IDX folder")
     parser.add_argument("--compile", action="store_true", help="train a torch.compile'd step")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--out", type=Path, default=Path("runs/torch"), help="weights folder")
@@ -184,17 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         seconds.append(time.perf_counter() - tick)
         test = accuracy(net, x_test, y_test)
         if not args.quiet:
-            print(
-                f"epoch {epoch + 1}/{epochs}: train loss {loss:.4f}, test acc {100 * test:.2f}% ({seconds[-1]:.2f} s)"
-            )
+            print(f"epoch {epoch + 1}/{epochs}: train loss {loss:.4f}, test acc {100 * test:.2f}%")
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), args.out / f"{args.model}.pt")
-    print(
-        f"test accuracy {100 * test:.2f}% ({len(x_test)} images) in {time.perf_counter() - started:.1f} s"
-    )
+    took = time.perf_counter() - started
+    print(f"test accuracy {100 * test:.2f}% ({len(x_test)} images) in {took:.1f} s")
     if args.json:
-        record = {"epoch_seconds": seconds, "test_accuracy": test, "images": len(x), "threads": torch.get_num_threads(),
-                  "compile": args.compile, "torch": torch.__version__}  # fmt: skip
+        record = {"epoch_seconds": seconds, "test_accuracy": test, "images": len(x)}
+        record.update(threads=torch.get_num_threads(), compile=args.compile)
         args.json.write_text(json.dumps(record))
     return 0
 

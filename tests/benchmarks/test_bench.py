@@ -143,6 +143,7 @@ def test_the_markdown_block_is_replaced_and_the_rest_kept(
 def test_the_pytorch_script_trains_on_the_arrays_make_shapes_draws() -> None:
     pytest.importorskip("torch")  # an optional baseline: never a jaxcnn dependency
     from benchmarks import torch_plain
+
     ours = make_shapes(seed=3)
     theirs = torch_plain.make_shapes(3)
     for (images, labels), (their_images, their_labels) in zip(ours, theirs, strict=True):

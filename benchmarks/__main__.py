@@ -29,7 +29,7 @@ from typing import Any
 from benchmarks import _report, _runs
 
 MODELS = ("shapes", "mnist-cnn")
-KINDS = ("jax fit", "jax cli", "jax cli (cached)", "torch", "torch.compile")
+KINDS = ("jax fit", "jax fit bf16", "jax cli", "jax cli (cached)", "torch", "torch.compile")
 TORCH_KINDS = ("torch", "torch.compile")
 
 
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch runs")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile run")
+    parser.add_argument("--bf16", action="store_true", help="add a fit run in bf16 precision")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every number as JSON")
     parser.add_argument("--markdown", type=Path, metavar="PATH", help="refresh docs/benchmarks.md")
@@ -67,6 +68,8 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         kinds = [k for k in kinds if k not in TORCH_KINDS]
     if args.no_compile or args.quick:
         kinds = [k for k in kinds if k != "torch.compile"]
+    if not args.bf16:
+        kinds = [k for k in kinds if k != "jax fit bf16"]
     return {
         "models": ["shapes"] if args.quick else list(args.models),
         "kinds": kinds,

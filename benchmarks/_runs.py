@@ -2,6 +2,7 @@
 
 ======================  ===================================================================
 ``jax fit``             ``fit`` on the training split, no ``val`` (``benchmarks._fit_child``)
+``jax fit bf16``        the same with ``precision="bf16"`` (``--bf16``)
 ``jax cli``             ``python -m jaxcnn train MODEL --quiet``, a new compile cache
 ``jax cli (cached)``    the same command again, with the cache the previous one wrote
 ``torch``               ``python benchmarks/torch_plain.py MODEL`` (a plain PyTorch loop)
@@ -36,7 +37,7 @@ ACCURACY = re.compile(r"test accuracy ([0-9.]+)% \((\d+) images\)")
 class Run(NamedTuple):
     """One process to start and time."""
 
-    kind: str  # "jax fit", "jax cli", "jax cli (cached)", "torch", "torch.compile"
+    kind: str  # a key of KINDS
     model: str
     command: list[str]
     env: dict[str, str]
@@ -62,6 +63,7 @@ def plan(model: str, epochs: int | None, folder: Path, kinds: tuple[str, ...]) -
     cached = {"JAXCNN_COMPILE_CACHE": str(cache)}
     runs = {
         "jax fit": Run("jax fit", model, fit, {"JAXCNN_COMPILE_CACHE": "off"}, None),
+        "jax fit bf16": Run("jax fit bf16", model, [*fit, "bf16"], {}, None),
         "jax cli": Run("jax cli", model, cli, cached, None),
         "jax cli (cached)": Run("jax cli (cached)", model, cli, cached, None),
         "torch": Run("torch", model, torch, {}, folder / f"torch-{model}.json"),
@@ -115,6 +117,6 @@ def _parse(run: Run, stdout: str) -> dict[str, Any]:
         parsed["test_accuracy"] = float(match.group(1)) / 100
     if run.json_path is not None:
         parsed.update(json.loads(run.json_path.read_text()))
-    elif run.kind == "jax fit":
+    elif run.kind.startswith("jax fit"):
         parsed.update(json.loads(stdout.strip().splitlines()[-1]))
     return parsed

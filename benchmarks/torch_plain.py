@@ -119,8 +119,8 @@ def predictions(logits: torch.Tensor) -> torch.Tensor:
 
 def train_epoch(step: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
     """One shuffled pass; returns its mean training loss."""
-    order = torch.randperm(len(x))
-    total = torch.zeros(())
+    order = torch.randperm(len(x), device=x.device)
+    total = torch.zeros((), device=x.device)
     for start in range(0, len(x), batch_size):
         index = order[start : start + batch_size]
         total += step(x[index], y[index]) * len(index)
@@ -158,6 +158,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=cache / "mnist", help="MNIST IDX folder")
     parser.add_argument("--compile", action="store_true", help="train a torch.compile'd step")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    default_device = "cuda" if torch.cuda.is_available() else "cpu"
+    parser.add_argument("--device", default=default_device, help=f"default {default_device}")
     parser.add_argument("--out", type=Path, default=Path("runs/torch"), help="weights folder")
     parser.add_argument("--json", type=Path, help="write epoch times and accuracy here")
     parser.add_argument("--quiet", action="store_true", help="print only the last line")
@@ -174,9 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     (x, y), (x_test, y_test) = (
         make_shapes(args.seed) if args.model == "shapes" else load_mnist(args.data)
     )
-    x, x_test = (torch.from_numpy(a[:, None]) for a in (x, x_test))  # [N, 1, 28, 28]
-    y, y_test = torch.from_numpy(y), torch.from_numpy(y_test)
+    device = torch.device(args.device)
+    x, x_test = (torch.from_numpy(a[:, None]).to(device) for a in (x, x_test))  # [N, 1, 28, 28]
+    y, y_test = torch.from_numpy(y).to(device), torch.from_numpy(y_test).to(device)
     net, loss_fn = build(args.model)
+    net.to(device)
     optimizer = (torch.optim.SGD if name == "sgd" else torch.optim.Adam)(net.parameters(), lr=lr)
     step = make_step(net, loss_fn, optimizer)
     if args.compile:
@@ -196,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"test accuracy {100 * test:.2f}% ({len(x_test)} images) in {took:.1f} s")
     if args.json:
         record = {"epoch_seconds": seconds, "test_accuracy": test, "images": len(x)}
-        record.update(threads=torch.get_num_threads(), compile=args.compile)
+        record.update(threads=torch.get_num_threads(), compile=args.compile, device=args.device)
         args.json.write_text(json.dumps(record))
     return 0
 

@@ -81,16 +81,19 @@ def test_the_harness_times_fit_within_10_percent(tmp_path: Path) -> None:
     """The harness's epoch time is fit's: interleaved runs, fastest epoch of each.
 
     The minimum over many epochs is the least disturbed by other processes;
-    interleaving puts both under the same load.
+    interleaving short stretches of each (three of each, eight epochs apiece)
+    puts both under the same load. Measured: within 3% at load 1-9; a single
+    pair of stretches once differed 4x at load 19 (one side's stretch fell in
+    a burst), which three pairs make unlikely.
     """
-    (planned,) = _runs.plan("shapes", 10, tmp_path, ("jax fit",))
+    (planned,) = _runs.plan("shapes", 8, tmp_path, ("jax fit",))
     harness: list[float] = []
     here: list[float] = []
-    for _ in range(2):
+    for _ in range(3):
         row = _runs.execute(planned, timeout=600)
         assert "error" not in row, row
         harness += row["epoch_seconds"][1:]
-        here += _fit_here(10)
+        here += _fit_here(8)
     ratio = min(harness) / min(here)
     assert 0.9 <= ratio <= 1.1, (ratio, sorted(harness)[:3], sorted(here)[:3])
 

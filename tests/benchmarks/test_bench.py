@@ -82,7 +82,7 @@ def test_the_harness_times_fit_within_10_percent(tmp_path: Path) -> None:
 
     The minimum over many epochs is the least disturbed by other processes;
     interleaving short stretches of each (three of each, eight epochs apiece)
-    puts both under the same load. Measured: within 3% at load 1-9; a single
+    puts both under the same load. It passed at load 8-9; a single
     pair of stretches once differed 4x at load 19 (one side's stretch fell in
     a burst), which three pairs make unlikely.
     """

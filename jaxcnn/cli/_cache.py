@@ -17,10 +17,14 @@ is left as it is.
 Every program is cached, however fast it compiled (JAX's default skips those
 under 1 s, which would leave the evaluation and the init to compile again),
 and the cache is capped at :data:`MAX_BYTES` (least recently used first out).
+The cap needs the ``filelock`` package (a dependency of jaxcnn): JAX refuses
+a capped cache without it and turns the whole cache off, so where it is
+missing the cache is left uncapped instead.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -68,5 +72,6 @@ def enable_compile_cache(*, disabled: bool = False) -> Path | None:
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+    if importlib.util.find_spec("filelock") is not None:  # JAX's cap needs it
+        jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return path

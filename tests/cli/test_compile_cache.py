@@ -21,7 +21,9 @@ from jaxcnn.cli._cache import ENV, cache_dir, enable_compile_cache
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
-import json, sys
+import json, os, sys
+if os.environ.get("PROBE_HIDE_FILELOCK"):
+    sys.modules["filelock"] = None  # as if the package were not installed
 import jax
 counts = {"requests": 0, "hits": 0, "misses": 0}
 names = {"/jax/compilation_cache/compile_requests_use_cache": "requests",
@@ -56,7 +58,7 @@ def test_the_same_run_twice_compiles_nothing_the_second_time(tmp_path: Path) -> 
     args = ["train", "shapes", "--epochs", "2", "--out", str(tmp_path / "run"), "--quiet"]
     first, first_line = _run(args, {ENV: str(cache)})
     second, second_line = _run([*args, "--overwrite"], {ENV: str(cache)})
-    assert first["misses"] > 0
+    assert first["misses"] > 0, first
     assert any(path.name.startswith("jit__train_epoch") for path in cache.iterdir())
     assert second["requests"] == first["requests"] > 0
     assert second["misses"] == 0
@@ -66,6 +68,15 @@ def test_the_same_run_twice_compiles_nothing_the_second_time(tmp_path: Path) -> 
     # --no-compile-cache: the same cache directory, and nothing is read from it.
     third, _ = _run(["--no-compile-cache", *args, "--overwrite"], {ENV: str(cache)})
     assert third["hits"] == 0
+
+
+def test_the_cache_is_written_without_filelock(tmp_path: Path) -> None:
+    """JAX refuses a size-capped cache without ``filelock``; the run caches uncapped."""
+    cache = tmp_path / "cache"
+    args = ["train", "shapes", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"]
+    counts, _ = _run(args, {ENV: str(cache), "PROBE_HIDE_FILELOCK": "1"})
+    assert counts["misses"] > 0, counts
+    assert any(path.name.startswith("jit__train_epoch") for path in cache.iterdir())
 
 
 def test_no_compile_cache_creates_no_directory(

@@ -24,6 +24,8 @@ CHECKPOINT = "checkpoint.npz"
 """The checkpoint file of a run directory."""
 HISTORY = "history.json"
 """The history (and, once finished, test metrics) of a run directory."""
+BEST_CHECKPOINT = "best.npz"
+"""The checkpoint of the best validation epoch (``jaxcnn train --keep-best``)."""
 
 
 class UsageError(JaxcnnError):
@@ -61,6 +63,28 @@ def positive(kind: type) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite float >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
+    return value
 
 
 def non_negative_int(text: str) -> int:

@@ -10,12 +10,17 @@ repository's own are made with ``--out docs/figures``, see scripts/figures.py):
   feature maps they make of a square and a circle (the shapes model) or of
   two digits (the MNIST CNN, a few of its 32 filters); skipped, with a note,
   for a model without convolutions;
-* ``training_curves.png``: train and validation loss and accuracy per epoch.
+* ``training_curves.png``: train and validation loss and accuracy per epoch;
+* ``saliency.png``: the gradient of each image's predicted class score with
+  respect to its pixels (``jaxcnn.manual.input_gradient``), for the same two
+  images as the filter figure.
 
 The trained model comes from ``--run DIR`` (``DIR/checkpoint.npz`` and
 ``DIR/history.json``, as ``jaxcnn train`` writes them). Without ``--run`` the
-shapes model is trained first with the article's settings, through
-``jaxcnn train shapes``, in a temporary directory (or ``--train-out DIR``).
+shapes model is trained first with the article's settings and 10% of the
+training split held out for validation (the article's Keras run), through
+``jaxcnn train shapes --article --val-fraction 0.1``, in a temporary
+directory (or ``--train-out DIR``).
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn import train
+from jaxcnn import manual, train
 from jaxcnn.cli._common import CHECKPOINT, HISTORY, UsageError, check_writable, non_negative_int
 from jaxcnn.cli._train import train_run
 from jaxcnn.data import load_mnist
@@ -47,6 +53,10 @@ PATTERN_PNG = "pattern_match.png"
 SIZES_PNG = "output_sizes.png"
 FILTERS_PNG = "learned_filters.png"
 CURVES_PNG = "training_curves.png"
+SALIENCY_PNG = "saliency.png"
+VAL_FRACTION = 0.1
+"""Held out for validation by the training made without ``--run`` (Keras' ``validation_split``)."""
+SHAPE_CLASSES = ("square", "circle")
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -87,8 +97,9 @@ def run_figures(args: argparse.Namespace) -> int:
         seed = 0 if args.seed is None else args.seed
         kept = f"in {run_dir}" if args.train_out else "in a temporary directory"
         print(
-            f"no --run given: training the shapes model first "
-            f"(the article's settings, seed {seed}) {kept}",
+            f"no --run given: training the shapes model first (the article's settings, "
+            f"{VAL_FRACTION:.0%} of the training split held out for validation, seed {seed}) "
+            f"{kept}",
             flush=True,
         )
         code = _train_shapes(run_dir, seed)
@@ -123,9 +134,9 @@ def _training_dir(given: Path | None) -> Iterator[Path]:
 
 
 def _train_shapes(run_dir: Path, seed: int) -> int:
-    """What ``jaxcnn train shapes --seed SEED --out RUN_DIR --quiet`` does, in this process."""
-    defaults = train.MODEL_DEFAULTS["shapes"]._asdict()
-    config = train.TrainConfig(model="shapes", seed=seed, **defaults)
+    """``jaxcnn train shapes --article --val-fraction 0.1 --seed SEED --out RUN_DIR --quiet``."""
+    article = train.ARTICLE_SETTINGS["shapes"]._asdict()
+    config = train.TrainConfig(model="shapes", seed=seed, val_fraction=VAL_FRACTION, **article)
     return train_run(config, run_dir, quiet=True)
 
 
@@ -201,7 +212,36 @@ def write_figures(run: Run, out: Path) -> list[str]:
         lines.append(str(out / FILTERS_PNG))
     viz.plot_history(run.history, title=_curves_title(run), path=out / CURVES_PNG)
     lines.append(str(out / CURVES_PNG))
+    plot_saliency(run.checkpoint.model, run.checkpoint.params, name, out / SALIENCY_PNG)
+    lines.append(str(out / SALIENCY_PNG))
     return lines
+
+
+def plot_saliency(model: Layer, params: Any, model_name: str, path: Path) -> None:
+    """The input gradient of each sample image's predicted class score (manual backward)."""
+    from jaxcnn import viz  # matplotlib: imported by the figures command only
+
+    images, names = _sample_images(model_name)
+    x = jnp.asarray(images)
+    gradients = manual.input_gradient(model, params, x)
+    probabilities = np.asarray(train.predict(model, params, x))  # [N, 2] for one logit
+    predicted, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    classes = SHAPE_CLASSES if model_name == "shapes" else None
+    labels = [
+        f"{name}\npredicted {classes[k] if classes else k} ({p:.1%})"
+        for name, k, p in zip(names, predicted, confidence, strict=True)
+    ]
+    viz.plot_saliency(images, gradients, names=labels, path=path)
+
+
+def _sample_images(model_name: str) -> tuple[np.ndarray, list[str]]:
+    """Two images for the figures of a trained model, ``[2, 28, 28, 1]``, and their names."""
+    from jaxcnn import viz  # matplotlib: imported by the figures command only
+
+    if model_name == "shapes":
+        return viz.demo_shapes()[..., None], list(SHAPE_CLASSES)
+    images, labels = _two_digits()
+    return images, [f"digit {label}" for label in labels]
 
 
 class FirstConv(NamedTuple):
@@ -225,19 +265,18 @@ def first_conv(model: Layer, params: Any) -> FirstConv | None:
 def _plot_filters(model_name: str, conv: FirstConv, path: Path) -> None:
     from jaxcnn import viz  # matplotlib: imported by the figures command only
 
+    images, names = _sample_images(model_name)
     if model_name == "shapes":
-        images = viz.demo_shapes()[..., None]
         viz.plot_filters_and_feature_maps(
-            conv.w, conv.b, images, names=("square", "circle"), padding=conv.padding, path=path
+            conv.w, conv.b, images, names=names, padding=conv.padding, path=path
         )
         return
-    images, labels = _two_digits()
     count = min(MNIST_FILTERS, conv.w.shape[3])
     viz.plot_filters_and_feature_maps(
         conv.w[..., :count],
         conv.b[:count],
         images,
-        names=[f"digit {label}" for label in labels],
+        names=names,
         padding=conv.padding,
         title=f"the first {count} of {conv.w.shape[3]} learned filters, their ReLU feature maps",
         path=path,
@@ -254,7 +293,12 @@ def _two_digits() -> tuple[np.ndarray, list[int]]:
 
 def _curves_title(run: Run) -> str:
     config = run.config
+    val = (
+        f" (val = {config.val_fraction:.0%} held out from the training split)"
+        if config.val_fraction
+        else ""
+    )
     return (
         f"{config.model}: {config.optimizer} lr {config.lr:g}, batch {config.batch_size}, "
-        f"seed {config.seed} (val = the test split)"
+        f"seed {config.seed}{val}"
     )

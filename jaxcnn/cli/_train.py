@@ -2,8 +2,12 @@
 
 ``train`` writes ``DIR/checkpoint.npz`` after every epoch (atomically, so an
 interrupted run can ``--resume``) and ``DIR/history.json``, then prints the
-test accuracy. ``eval`` reloads a run and prints the same accuracy. Which
-data a run uses, and how the model is sized to it: :mod:`jaxcnn.cli._run_data`.
+test accuracy. With ``--val-fraction`` it validates on data held out from the
+training split (``--keep-best`` then keeps ``DIR/best.npz``, ``--patience``
+stops early, see :mod:`jaxcnn.cli._controls`); the test split is evaluated
+only after training, so it never chooses anything. ``eval`` reloads a run and
+prints the same test accuracy. Which data a run uses, and how the model is
+sized to it: :mod:`jaxcnn.cli._run_data`.
 
 Exit codes: 0 success, 2 bad arguments, files or data, or a run directory in
 use (one line on stderr), 3 training diverged on valid data (the checkpoint
@@ -15,6 +19,7 @@ One ``train`` at a time writes a run directory (see ``_run_dir``).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -25,8 +30,9 @@ import jax
 
 from jaxcnn import models, ops, train
 from jaxcnn._io import write_json
-from jaxcnn.cli import _run_dir
+from jaxcnn.cli import _controls, _run_dir
 from jaxcnn.cli._common import (
+    BEST_CHECKPOINT,
     CHECKPOINT,
     EXIT_DIVERGED,
     HISTORY,
@@ -42,7 +48,19 @@ from jaxcnn.layers import Layer
 
 __all__ = ["DATA", "register", "run_eval", "run_train", "train_run"]  # DATA: patched by tests
 
-_TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "seed", "grads", "impl", "precision")
+_TRAIN_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "seed",
+    "grads",
+    "impl",
+    "precision",
+    *_controls.OPTIONS,
+)
+_RUN_FILES = (CHECKPOINT, HISTORY, BEST_CHECKPOINT)
+"""What a run writes into its directory (the checkpoint, which a resume reads, first)."""
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -50,13 +68,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a model, writing a checkpoint and history to --out",
-        description="Train one of the article's models; defaults are the article's settings.",
+        description="Train one of the article's models with its defaults (listed below).",
+        epilog=_controls.defaults_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", choices=sorted(models.MODELS), help="model to train")
     parser.add_argument("--epochs", type=positive(int), help="total epochs")
     parser.add_argument("--batch-size", type=positive(int), help="samples per step")
-    parser.add_argument("--lr", type=positive(float), help="learning rate (> 0)")
+    parser.add_argument("--lr", type=positive(float), help="(peak) learning rate (> 0)")
     parser.add_argument("--optimizer", choices=train.OPTIMIZERS)
+    _controls.add_arguments(parser)
     parser.add_argument("--seed", type=non_negative_int, help="data, init and batch-order seed")
     parser.add_argument("--grads", choices=train.GRADS, help="gradients (default autodiff)")
     parser.add_argument(
@@ -112,7 +133,7 @@ class _Start(NamedTuple):
 def run_train(args: argparse.Namespace) -> int:
     """Train, checkpointing every epoch; print the test accuracy."""
     out = args.out if args.out is not None else Path("runs") / args.model
-    with _run_dir.claim(out, (CHECKPOINT, HISTORY), note=_note(args.quiet)):
+    with _run_dir.claim(out, _RUN_FILES, note=_note(args.quiet)):
         return _train_locked(args, out)
 
 
@@ -124,6 +145,8 @@ def _train_locked(args: argparse.Namespace, out: Path) -> int:
             f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it"
         )
     config = _config(args, resumed)
+    if args.article and not args.quiet:
+        print(f"note: {_controls.ARTICLE_NOTE}", flush=True)
     if args.devices is not None and config.batch_size % args.devices:
         raise UsageError(
             f"--batch-size {config.batch_size} must be divisible by --devices {args.devices} "
@@ -140,7 +163,7 @@ def _train_locked(args: argparse.Namespace, out: Path) -> int:
             f"will not be bit-identical to an uninterrupted run"
         )
     if args.overwrite:  # the old run can never be resumed by mistake from here on
-        _run_dir.discard_run(out, (CHECKPOINT, HISTORY))
+        _run_dir.discard_run(out, _RUN_FILES)
     return train_run(
         config, out, resumed=resumed, quiet=args.quiet, devices=args.devices, data_path=args.data
     )
@@ -173,7 +196,8 @@ def train_run(
     started = time.perf_counter()
     check_writable(out)
     data = training_data(config, resumed, data_path)
-    n_train = len(data.train[1])
+    train_part, val_part = _controls.split_validation(config, data.train)
+    n_train = len(train_part[1])
     if train.effective_batch_size(config.batch_size, n_train, devices or 1) < config.batch_size:
         _note(quiet)(
             f"--batch-size {config.batch_size} is larger than the {n_train} training images; "
@@ -182,11 +206,13 @@ def train_run(
     model = sized_model(config, data) if resumed is None else resumed.model
     check_fits(model, data, str(config.model))
     start = _start(config, model, resumed)
+    if resumed is None:
+        (out / BEST_CHECKPOINT).unlink(missing_ok=True)  # a previous run's, now replaced
     log = _Log(quiet=quiet)
-    log.start(config, start, data, devices)
+    log.start(config, start, data, devices, n_val=0 if val_part is None else len(val_part[1]))
     test_data = data.test
     try:
-        params, history = _fit(config, model, start, data, out, log, devices)
+        result = _fit(config, model, start, data, (train_part, val_part), out, log, devices)
     except train.TrainingDivergedError as err:
         good = err.epoch - 1
         kept = f"{out / CHECKPOINT} keeps epoch {good}" if good else "no checkpoint was written"
@@ -194,9 +220,10 @@ def train_run(
         return EXIT_DIVERGED
     # The training batch size: the evaluation fit ran after every epoch, compiled once.
     metrics = train.evaluate(
-        model, params, test_data, batch_size=config.batch_size, devices=devices
+        model, result.params, test_data, batch_size=config.batch_size, devices=devices
     )
-    summary = {**_record(config, data), "history": history, "test": metrics._asdict()}
+    summary = {**_record(config, data), "history": result.history, "test": metrics._asdict()}
+    summary |= _best(config, model, result, out, test_data, log)
     write_json(out / HISTORY, summary)
     seconds = time.perf_counter() - started
     print(f"{_accuracy_line(metrics, len(test_data[1]))} in {seconds:.1f} s")
@@ -211,6 +238,30 @@ def _start(config: train.TrainConfig, model: Layer, resumed: train.Checkpoint | 
     return _Start(resumed.params, resumed.opt_state, resumed.epoch, resumed.history, key)
 
 
+def _best(
+    config: train.TrainConfig,
+    model: Layer,
+    result: train.FitResult,
+    out: Path,
+    test: Any,
+    log: _Log,
+) -> dict[str, Any]:
+    """Say how the run ended; the best epoch (with ``--keep-best`` its test metrics) to record."""
+    for line in _controls.ending(config, result):
+        log.line(line)
+    if result.best is None:
+        return {}
+    best: dict[str, Any] = {"epoch": result.best.epoch, config.monitor: result.best.value}
+    text = _controls.best_text(config, result.best)
+    if config.keep_best:
+        kept = train.load_checkpoint(out / BEST_CHECKPOINT)
+        metrics = train.evaluate(model, kept.params, test, batch_size=config.batch_size)
+        best["test"] = metrics._asdict()
+        text += f", kept in {out / BEST_CHECKPOINT}: {_accuracy_line(metrics, len(test[1]))}"
+    log.line(text)
+    return {"best": best}
+
+
 def _record(config: train.TrainConfig, data: Data) -> dict[str, Any]:
     """What ``history.json`` says about the run besides its numbers."""
     return {"config": config.to_dict(), "data": data.source.to_dict()}
@@ -221,36 +272,42 @@ def _fit(
     model: Layer,
     start: _Start,
     data: Data,
+    parts: tuple[Any, Any],
     out: Path,
     log: _Log,
     devices: int | None = None,
-) -> tuple[Any, Any]:
-    """``train.fit`` with a checkpoint and history written after every epoch."""
+) -> train.FitResult:
+    """``train.fit`` on ``parts = (train, val or None)`` with a checkpoint (and with
+    ``--keep-best`` the best one, written first) and the history after every epoch."""
 
     def on_epoch(end: train.EpochEnd) -> None:
-        train.save_checkpoint(
-            out / CHECKPOINT,
-            model=model,
-            params=end.params,
-            opt_state=end.opt_state,
-            epoch=end.epoch,
-            key=start.key,
-            config=config,
-            history=end.history,
-            data=data.source,
-        )
+        for path in _controls.epoch_files(config, end, out / CHECKPOINT, out / BEST_CHECKPOINT):
+            train.save_checkpoint(
+                path,
+                model=model,
+                params=end.params,
+                opt_state=end.opt_state,
+                epoch=end.epoch,
+                key=start.key,
+                config=config,
+                history=end.history,
+                data=data.source,
+            )
         write_json(out / HISTORY, {**_record(config, data), "history": end.history})
         log.epoch(end, config.epochs)
 
+    train_part, val_part = parts
     return train.fit(
         model,
         start.params,
-        data.train,
-        optimizer=config.build_optimizer(),
+        train_part,
+        optimizer=config.build_optimizer(math.ceil(len(train_part[1]) / config.batch_size)),
         epochs=config.epochs,
         batch_size=config.batch_size,
         key=start.key,
-        val=data.test,
+        val=val_part,
+        patience=config.patience,
+        monitor=config.monitor,
         grads=config.grads,
         on_epoch=on_epoch,
         opt_state=start.opt_state,
@@ -298,10 +355,16 @@ def _resume_point(args: argparse.Namespace, path: Path) -> train.Checkpoint:
 
 
 def _config(args: argparse.Namespace, resumed: train.Checkpoint | None) -> train.TrainConfig:
-    """The run's config: the checkpoint's when resuming (only --epochs may change)."""
+    """The run's config: the checkpoint's when resuming (only --epochs may change).
+
+    A new run starts from the model's defaults (or ``--article``'s settings)
+    and the options given.
+    """
     given = {
         name: getattr(args, name) for name in _TRAIN_OPTIONS if getattr(args, name) is not None
     }
+    if args.article:
+        given = {**_controls.article_settings(args, given), **given}
     devices = 1 if args.devices is None else args.devices
     if resumed is None:
         defaults = train.MODEL_DEFAULTS[args.model]._asdict()
@@ -314,6 +377,7 @@ def _config(args: argparse.Namespace, resumed: train.Checkpoint | None) -> train
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"--resume: the run was made with {flag} {saved[name]}, got {value}")
     epochs = given.get("epochs", saved["epochs"])
+    _controls.check_resumed_epochs(saved, epochs)
     if epochs < resumed.epoch:
         raise UsageError(
             f"--resume: --epochs {epochs} is fewer than the {resumed.epoch} already run"
@@ -328,38 +392,45 @@ class _Log:
         self.quiet = quiet
         self.bar = not quiet and sys.stderr.isatty()
 
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
     def start(
         self,
         config: train.TrainConfig,
         start: _Start,
         data: Data,
         devices: int | None = None,
+        *,
+        n_val: int = 0,
     ) -> None:
-        if self.quiet:
-            return
         n_params = models.count_params(start.params)
         split = f" split over {devices} devices" if devices is not None else ""
         resume = f", resuming after epoch {start.epoch}" if start.epoch else ""
-        n_train, n_test = len(data.train[1]), len(data.test[1])
+        n_train, n_test = len(data.train[1]) - n_val, len(data.test[1])
         resume = (
             f", precision {config.precision}" if config.precision != "float32" else ""
         ) + resume
-        print(
-            f"training {config.model} ({n_params:,} parameters) on {n_train} images "
-            f"(testing on {n_test}) of {data.source.describe()}: {config.optimizer} lr "
-            f"{config.lr:g}, batch "
+        val = _controls.validation_text(config, n_val)
+        self.line(
+            f"training {config.model} ({n_params:,} parameters) on {n_train} images of "
+            f"{data.source.describe()}{val}, testing on the {n_test} test images after "
+            f"training: {_controls.optimizer_text(config)}, batch "
             f"{config.batch_size}{split}, {config.epochs} epochs, seed {config.seed}, "
-            f"impl {config.impl}, grads {config.grads}{resume}",
-            flush=True,
+            f"impl {config.impl}, grads {config.grads}{resume}"
         )
+        watch = _controls.watch_text(config)
+        if watch:
+            self.line(watch)
 
     def epoch(self, end: train.EpochEnd, epochs: int) -> None:
         if self.quiet or self.bar:
             return
         row = {name: values[-1] for name, values in end.history.items()}
-        print(
-            f"epoch {end.epoch}/{epochs}: train loss {row['train_loss']:.4f} "
-            f"acc {100 * row['train_accuracy']:.2f}%, test loss {row['val_loss']:.4f} "
-            f"acc {100 * row['val_accuracy']:.2f}% ({end.seconds:.2f} s)",
-            flush=True,
+        splits = [split for split in ("train", "val") if f"{split}_loss" in row]
+        metrics = ", ".join(
+            f"{split} loss {row[f'{split}_loss']:.4f} acc {100 * row[f'{split}_accuracy']:.2f}%"
+            for split in splits
         )
+        print(f"epoch {end.epoch}/{epochs}: {metrics} ({end.seconds:.2f} s)", flush=True)

@@ -18,7 +18,9 @@ Backward formulas (``g`` is always the upstream gradient ``dL/d output``):
   "output - label", divided by the batch size
 
 Whole models: :func:`model_grads` / :func:`model_loss_and_grads` chain them
-(forward with caches, backward in reverse). :func:`with_manual_grads` rebuilds
+(forward with caches, backward in reverse); :func:`input_gradient` chains
+them down to the image, ``d score / d x`` (the ``dx`` the article never
+computed: which pixels decided). :func:`with_manual_grads` rebuilds
 a model from the custom-VJP ops below, so ``jax.grad`` through it runs these
 formulas; :func:`loss_fn` gives the matching custom-VJP loss.
 
@@ -30,6 +32,7 @@ Custom-VJP ops (forward = :mod:`jaxcnn.ops`, backward = the formula above):
 
 from jaxcnn.manual._conv import conv2d_backward
 from jaxcnn.manual._dense import dense_backward, flatten_backward, relu_backward
+from jaxcnn.manual._input_gradient import input_gradient
 from jaxcnn.manual._losses import sigmoid_bce_backward, softmax_ce_backward
 from jaxcnn.manual._model import (
     backward,
@@ -69,6 +72,7 @@ __all__ = [
     "forward",
     "global_avg_pool2d",
     "global_avg_pool2d_backward",
+    "input_gradient",
     "loss_fn",
     "max_pool2d",
     "max_pool2d_backward",

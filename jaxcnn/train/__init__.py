@@ -1,13 +1,18 @@
 """Training: jitted epochs over optax optimizers, evaluation, checkpoints, data parallelism.
 
-Example (the article's experiment)::
+Example (the article's experiment, with ``jaxcnn train shapes``' defaults)::
 
     (train, test) = make_shapes()
     model = shapes_cnn()
     _, params = model.init(jax.random.key(0), (-1, 28, 28, 1))
-    params, history = fit(model, params, train, optimizer=make_optimizer("sgd", 0.25),
-                          epochs=20, batch_size=32, key=jax.random.key(1), val=test)
+    params, history = fit(model, params, train, optimizer=make_optimizer("adam", 0.01),
+                          epochs=20, batch_size=32, key=jax.random.key(1))
     evaluate(model, params, test).accuracy  # >= 0.995
+
+Held-out validation: ``train, val = validation_split(train, 0.1, key=...)``;
+``fit(..., val=val, patience=5)`` stops early, and its result carries the
+best epoch's parameters and the final optimizer state. The test split is for
+the end only: it never chooses anything.
 
 Compiled epochs are cached on the model (by value for jaxcnn's layers), the
 optimizer object (``make_optimizer`` returns one per setting), the batch size
@@ -24,8 +29,11 @@ from jaxcnn.train._checkpoint import (
     save_checkpoint,
 )
 from jaxcnn.train._config import (
+    ARTICLE_SETTINGS,
+    DEFAULT_WEIGHT_DECAY,
     MODEL_DEFAULTS,
     OPTIMIZERS,
+    SCHEDULES,
     Defaults,
     TrainConfig,
     make_optimizer,
@@ -43,14 +51,21 @@ from jaxcnn.train._fit import EpochEnd, FitResult, History, TrainingDivergedErro
 from jaxcnn.train._loss import Loss
 from jaxcnn.train._precision import PRECISIONS, Precision
 from jaxcnn.train._predict import predict
+from jaxcnn.train._split import validation_split
+from jaxcnn.train._stopping import MONITORS, Best, best_epoch, should_stop
 from jaxcnn.train._xla_options import EPOCH_COMPILER_OPTIONS
 
 __all__ = [
+    "ARTICLE_SETTINGS",
+    "DEFAULT_WEIGHT_DECAY",
     "EPOCH_COMPILER_OPTIONS",
     "GRADS",
     "MODEL_DEFAULTS",
+    "MONITORS",
     "OPTIMIZERS",
     "PRECISIONS",
+    "SCHEDULES",
+    "Best",
     "Checkpoint",
     "CheckpointError",
     "Dataset",
@@ -65,6 +80,7 @@ __all__ = [
     "TrainConfig",
     "TrainingDivergedError",
     "batch_plan",
+    "best_epoch",
     "check_dataset",
     "check_images",
     "check_input_shape",
@@ -78,4 +94,6 @@ __all__ = [
     "output_classes",
     "predict",
     "save_checkpoint",
+    "should_stop",
+    "validation_split",
 ]

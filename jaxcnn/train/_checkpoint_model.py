@@ -98,7 +98,8 @@ def check_state(model: Layer, config: TrainConfig | None, params: Params, opt_st
     template = params_template(model, dtype)
     check_fits("save_checkpoint", f"params do not fit model {model.kind!r}", template, params)
     if opt_state is not None and config is not None:
-        optimizer_template = opt_state_template(config.build_optimizer(), template)
+        optimizer = config.build_optimizer(steps_per_epoch=1)  # any schedule length: same state
+        optimizer_template = opt_state_template(optimizer, template)
         what = f"opt_state is not the state of the config's {config.optimizer!r} optimizer"
         check_fits("save_checkpoint", what, optimizer_template, opt_state)
     return dtype
@@ -145,7 +146,7 @@ def stored_templates(
     if not metadata.get("has_opt_state", True):
         return params, None
     if optimizer is None and config is not None:
-        optimizer = config.build_optimizer()
+        optimizer = config.build_optimizer(steps_per_epoch=1)  # any schedule length: same state
     if optimizer is None:
         raise InputError(
             "holds an optimizer state but no config naming its optimizer; pass "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, TypeAlias
 
 import jax
@@ -21,6 +22,7 @@ from jaxcnn.train._dataset import Dataset, check_dataset, check_finite_tree, eff
 from jaxcnn.train._epoch import Metrics, check_grads, evaluate_arrays, make_epoch_fn
 from jaxcnn.train._loss import Loss, resolve_loss
 from jaxcnn.train._precision import check_precision
+from jaxcnn.train._stopping import Best, best_epoch, check_monitor, check_patience, should_stop
 
 History: TypeAlias = dict[str, list[float]]
 """Per-epoch ``train_loss``, ``train_accuracy`` and, with ``val``,
@@ -57,11 +59,40 @@ class EpochEnd(NamedTuple):
     seconds: float  # wall time of this epoch, including compilation for the first one
 
 
-class FitResult(NamedTuple):
-    """``params, history = fit(...)``."""
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit` returns; it unpacks as ``params, history = fit(...)``.
+
+    Attributes:
+      params: the parameters after the last epoch run.
+      history: per-epoch metrics (:data:`History`), one entry per epoch run,
+        counting those before a resume.
+      opt_state: the optimizer state after the last epoch (pass it back as
+        ``opt_state=`` to continue training).
+      epoch: epochs completed, fewer than ``epochs`` when stopped early.
+      stopped_early: whether ``patience`` ended the run before ``epochs``.
+      best: the best epoch of ``history`` by ``monitor`` (:class:`Best`), or
+        ``None`` without ``val``.
+      best_params: the parameters after that epoch; ``None`` without ``val``,
+        or when the best epoch ran before this call (before a resume).
+    """
 
     params: Params
     history: History
+    opt_state: Any = None
+    epoch: int = 0
+    stopped_early: bool = False
+    best: Best | None = None
+    best_params: Params | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.params, self.history))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.params, self.history)[index]
 
 
 def fit(
@@ -86,6 +117,8 @@ def fit(
     devices: int | None = None,
     mesh: Any = None,
     precision: str = "float32",
+    patience: int | None = None,
+    monitor: str = "val_loss",
 ) -> FitResult:
     """Train ``model`` with mini-batch ``optimizer`` steps; one compiled function per epoch.
 
@@ -137,9 +170,17 @@ def fit(
         and backward passes in bfloat16 over float32 parameters, optimizer
         state, gradients and loss (mixed precision; faster on GPUs, slower
         on CPUs). ``val`` is evaluated in float32.
+      patience: early stopping: stop once this many epochs in a row have
+        not improved ``monitor`` (needs ``val``); checked before every epoch,
+        so a resumed run that had stopped stays stopped. ``None``: run all
+        ``epochs``. See :func:`should_stop`.
+      monitor: the validation metric that picks the best epoch and drives
+        ``patience``: ``"val_loss"`` (lower is better) or ``"val_accuracy"``.
 
     Returns:
-      ``FitResult(params, history)``.
+      a :class:`FitResult`: ``params, history = fit(...)`` unpacks it, and it
+      also carries the final ``opt_state``, the epochs run, and the best
+      epoch and its parameters.
 
     Raises:
       InputError: bad data (checked before compiling: finite images, labels
@@ -161,6 +202,10 @@ def fit(
     precision = check_precision("fit", precision)
     if eval_batch_size is None:
         eval_batch_size = batch_size
+    monitor = check_monitor("fit", monitor)
+    patience = check_patience("fit", patience)
+    if patience is not None and val is None:
+        raise InputError(f"fit: patience needs val=(images, labels) to monitor {monitor!r}")
     resolve_loss("fit", model, loss, grads)  # a bad loss fails here, naming fit
     mesh = _sharding.resolve_mesh("fit", devices=devices, mesh=mesh)
     batch_size = effective_batch_size(batch_size, len(labels), 1 if mesh is None else mesh.size)
@@ -196,8 +241,11 @@ def fit(
     bar = tqdm(
         total=epochs, initial=start_epoch, desc="train", unit="epoch", disable=not progress or None
     )
+    best_params = None
     with bar:
         for epoch in range(start_epoch, epochs):
+            if should_stop(history, monitor, patience):
+                break
             started = time.perf_counter()
             params, opt_state, metrics = epoch_fn(
                 params, opt_state, images, labels, key, np.int32(epoch)
@@ -209,6 +257,8 @@ def fit(
                 raise TrainingDivergedError(epoch + 1, row["train_loss"], history)
             for name, value in row.items():
                 history[name].append(value)
+            if val is not None and _is_best(history, monitor, epoch + 1):
+                best_params = jax.tree.map(jnp.copy, params)  # params are donated next epoch
             bar.set_postfix({name: f"{value:.4g}" for name, value in row.items()}, refresh=False)
             bar.update()
             if on_epoch is not None:
@@ -217,7 +267,21 @@ def fit(
                 on_epoch(
                     EpochEnd(epoch + 1, _to_host(params), _to_host(opt_state), snapshot, seconds)
                 )
-    return FitResult(params, history)
+    done = len(history["train_loss"])
+    return FitResult(
+        params,
+        history,
+        opt_state,
+        epoch=done,
+        stopped_early=done < epochs,
+        best=None if val is None else best_epoch(history, monitor),
+        best_params=best_params,
+    )
+
+
+def _is_best(history: History, monitor: str, epoch: int) -> bool:
+    best = best_epoch(history, monitor)
+    return best is not None and best.epoch == epoch
 
 
 def _epoch_row(

@@ -1,4 +1,4 @@
-"""Figures of the article: kernels, pattern matching, learned filters, curves.
+"""Figures of the article: kernels, pattern matching, learned filters, curves, saliency.
 
 Every function returns a ``matplotlib.figure.Figure`` built without
 ``pyplot`` (no display, no global figure registry, nothing to close, the
@@ -14,6 +14,7 @@ figure shows as the cell's result.
 from jaxcnn.viz._common import DPI, demo_shapes
 from jaxcnn.viz._kernels import best_positions, plot_classical_kernels, plot_pattern_match
 from jaxcnn.viz._model import load_history, plot_filters_and_feature_maps, plot_history
+from jaxcnn.viz._saliency import plot_saliency
 from jaxcnn.viz._sizes import SizeCase, output_size_cases, plot_output_sizes
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "plot_history",
     "plot_output_sizes",
     "plot_pattern_match",
+    "plot_saliency",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fractions
 import os
 import pathlib
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure
 
 from jaxcnn import _checks
 from jaxcnn.data import shapes
+from jaxcnn.errors import InputError, InputTypeError
 
 PathLike: TypeAlias = str | os.PathLike[str]
 
@@ -50,6 +52,15 @@ def as_numpy(fn: str, name: str, value: Any, layout: str) -> np.ndarray:
     array = _checks.as_float_array(fn, name, value)
     _checks.check_rank(fn, name, array, layout)
     return np.asarray(array)
+
+
+def image_names(fn: str, names: Any, count: int) -> list[str]:
+    """One label per image, as strings."""
+    if isinstance(names, str) or not isinstance(names, Sequence):
+        raise InputTypeError(f"{fn}: names must be a sequence of strings, got {names!r}")
+    if len(names) != count:
+        raise InputError(f"{fn}: names must have one label per image ({count}), got {names!r}")
+    return [str(name) for name in names]
 
 
 def format_value(value: float) -> str:

@@ -22,6 +22,7 @@ from jaxcnn.viz._common import (
     bare,
     draw_matrix,
     finish,
+    image_names,
     new_figure,
     show_image,
 )
@@ -66,7 +67,7 @@ def plot_filters_and_feature_maps(
     """
     fn = "plot_filters_and_feature_maps"
     w, b, x = _filter_inputs(fn, conv_w, conv_b, images)
-    labels = _names(fn, names, x.shape[0])
+    labels = image_names(fn, names, x.shape[0])
     window = (w.shape[0], w.shape[1])
     pads = _checks.padding_pairs(fn, padding, window)
     _checks.check_window_fits(fn, "conv_w", window, (x.shape[1], x.shape[2]), pads)
@@ -102,14 +103,6 @@ def _filter_inputs(
     if x.shape[3] != 1:
         raise InputError(f"{fn}: images must be grey-scale (M, H, W, 1), got shape {x.shape}")
     return w.astype(x.dtype), b.astype(x.dtype), x
-
-
-def _names(fn: str, names: Any, count: int) -> list[str]:
-    if isinstance(names, str) or not isinstance(names, Sequence):
-        raise InputTypeError(f"{fn}: names must be a sequence of strings, got {names!r}")
-    if len(names) != count:
-        raise InputError(f"{fn}: names must have one label per image ({count}), got {names!r}")
-    return [str(name) for name in names]
 
 
 def _font(w: np.ndarray) -> float | None:

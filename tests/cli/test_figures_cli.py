@@ -15,11 +15,11 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from jaxcnn import cli, viz
+from jaxcnn import cli, manual, viz
 from jaxcnn.cli import _figures as figures
 from jaxcnn.cli import _train as train_command
 from jaxcnn.data import make_shapes, shapes_data
-from jaxcnn.train import MODEL_DEFAULTS, TrainConfig, load_checkpoint, save_checkpoint
+from jaxcnn.train import ARTICLE_SETTINGS, TrainConfig, load_checkpoint, save_checkpoint
 from tests.cli.test_cli import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,9 +29,10 @@ COMMON_PNGS = {  # name -> (height, width) in pixels
     "output_sizes.png": (380, 1000),
 }
 CURVES = {"training_curves.png": (400, 1000)}
+SALIENCY = {"saliency.png": (560, 500)}  # 2 images, 250 px columns
 SHAPES_FILTERS = {"learned_filters.png": (600, 600)}  # 2 filters x 2 images, 200 px panels
 MNIST_FILTERS = {"learned_filters.png": (1400, 600)}  # 6 of 32 filters x 2 digits
-ORDER = [*COMMON_PNGS, "learned_filters.png", "training_curves.png"]
+ORDER = [*COMMON_PNGS, "learned_filters.png", "training_curves.png", "saliency.png"]
 
 
 def small_shapes(seed: int) -> Any:
@@ -112,7 +113,36 @@ def test_a_shapes_run_gives_every_figure(
     code, stdout, err = run(["figures", "--run", str(shapes_run), "--out", str(out)], capsys)
     assert (code, err) == (0, "")
     assert stdout.splitlines() == [str(out / name) for name in ORDER]
-    assert_pngs(out, COMMON_PNGS | SHAPES_FILTERS | CURVES)
+    assert_pngs(out, COMMON_PNGS | SHAPES_FILTERS | CURVES | SALIENCY)
+
+
+def test_saliency_shows_the_input_gradient_of_the_predicted_class(
+    shapes_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+    real = viz.plot_saliency
+
+    def spy(images: Any, gradients: Any, **kwargs: Any) -> Any:
+        calls.append({"images": images, "gradients": gradients, **kwargs})
+        return real(images, gradients, **kwargs)
+
+    monkeypatch.setattr(viz, "plot_saliency", spy)
+    checkpoint = load_checkpoint(shapes_run / "checkpoint.npz")
+    model = checkpoint.model
+    figures.plot_saliency(model, checkpoint.params, "shapes", tmp_path / "saliency.png")
+    (call,) = calls
+    demo = jax.numpy.asarray(viz.demo_shapes()[..., None])
+    np.testing.assert_array_equal(call["images"], demo)
+    logits = np.asarray(model.apply(checkpoint.params, demo))[:, 0]
+    predicted = (logits > 0).astype(np.int32)
+    want = manual.input_gradient(model, checkpoint.params, demo, target=predicted)
+    np.testing.assert_array_equal(np.asarray(call["gradients"]), np.asarray(want))
+    probability = 1 / (1 + np.exp(-logits))  # of a circle
+    shapes = ("square", "circle")
+    for name, label, k, p in zip(shapes, call["names"], predicted, probability, strict=True):
+        shown = max(p, 1 - p)
+        assert label == f"{name}\npredicted {('square', 'circle')[k]} ({shown:.1%})"
+    assert_pngs(tmp_path, SALIENCY)
 
 
 def test_first_conv_is_the_checkpoints_first_layer(shapes_run: Path) -> None:
@@ -150,7 +180,7 @@ def test_mnist_cnn_run_shows_six_of_its_filters_on_two_digits(
     code, stdout, _ = run(["figures", "--run", str(run_dir), "--out", str(out)], capsys)
     assert code == 0
     assert stdout.splitlines() == [str(out / name) for name in ORDER]
-    assert_pngs(out, COMMON_PNGS | MNIST_FILTERS | CURVES)
+    assert_pngs(out, COMMON_PNGS | MNIST_FILTERS | CURVES | SALIENCY)
     (call,) = calls
     params = load_checkpoint(run_dir / "checkpoint.npz").params
     np.testing.assert_array_equal(call["w"], np.asarray(params["conv0"]["w"])[..., :6])
@@ -173,7 +203,7 @@ def test_dense_run_skips_the_filter_figure_with_a_note(
     assert [line for i, line in enumerate(lines) if i != 3] == [
         str(out / name) for name in ORDER if name != "learned_filters.png"
     ]
-    assert_pngs(out, COMMON_PNGS | CURVES)
+    assert_pngs(out, COMMON_PNGS | CURVES | SALIENCY)
 
 
 def _truncate(path: Path) -> None:
@@ -265,14 +295,14 @@ def test_without_run_it_trains_the_article_model_first(
     assert code == 0
     lines = stdout.splitlines()
     assert lines[0] == (
-        f"no --run given: training the shapes model first (the article's settings, seed 2) "
-        f"in {kept}"
+        f"no --run given: training the shapes model first (the article's settings, 10% of the "
+        f"training split held out for validation, seed 2) in {kept}"
     )
     assert lines[1].startswith("test accuracy ")  # `jaxcnn train --quiet`'s one line
     assert lines[2:] == [str(out / name) for name in ORDER]
-    assert_pngs(out, COMMON_PNGS | SHAPES_FILTERS | CURVES)
+    assert_pngs(out, COMMON_PNGS | SHAPES_FILTERS | CURVES | SALIENCY)
     checkpoint = load_checkpoint(kept / "checkpoint.npz")
-    article = MODEL_DEFAULTS["shapes"]
+    article = ARTICLE_SETTINGS["shapes"]
     assert checkpoint.config == TrainConfig(
         model="shapes",
         optimizer=article.optimizer,
@@ -280,6 +310,7 @@ def test_without_run_it_trains_the_article_model_first(
         batch_size=article.batch_size,
         epochs=article.epochs,
         seed=2,
+        val_fraction=0.1,
     )
     assert (article.optimizer, article.lr, article.batch_size, article.epochs) == (
         "sgd",
@@ -304,10 +335,10 @@ def test_without_run_the_training_goes_to_a_temporary_directory(
     code, stdout, _ = run(["figures", "--out", str(out)], capsys)
     assert code == 0
     assert stdout.splitlines()[0] == (
-        "no --run given: training the shapes model first (the article's settings, seed 0) "
-        "in a temporary directory"
+        "no --run given: training the shapes model first (the article's settings, 10% of the "
+        "training split held out for validation, seed 0) in a temporary directory"
     )
-    assert_pngs(out, COMMON_PNGS | SHAPES_FILTERS | CURVES)
+    assert_pngs(out, COMMON_PNGS | SHAPES_FILTERS | CURVES | SALIENCY)
     assert list(scratch.iterdir()) == []  # the training run was deleted
 
 

@@ -155,7 +155,7 @@ def test_3200_samples_batch_30_compile_once_and_count_every_sample(
 def test_same_seed_is_bit_identical_and_another_key_is_not(small: Data) -> None:
     model, optimizer = MODEL, ADAM
 
-    def run(key: int) -> tuple[Any, Any]:
+    def run(key: int) -> Any:
         return fit(
             model,
             init_params(model),

@@ -1,7 +1,7 @@
 """Classical hand-designed kernels, and convolution as pattern matching.
 
 Before CNNs learned their kernels, image processing designed them by hand.
-Each constant is a ``[3, 3]`` float32 array applied by sliding it over the
+Each constant is a read-only ``[3, 3]`` float32 NumPy array applied by sliding it over the
 image (cross-correlation, like every CNN library):
 
 * ``BLUR``: every weight 1/9, the mean of the 3x3 neighbourhood.
@@ -24,16 +24,20 @@ from jaxcnn import _checks, ops
 from jaxcnn._checks import PaddingLike
 
 
-def _kernel(rows: list[list[float]]) -> jax.Array:
-    return jnp.asarray(rows, jnp.float32)
+def _kernel(rows: Any) -> np.ndarray:
+    # NumPy, read-only: importing jaxcnn must not start jax's devices (jax.distributed
+    # can only be initialised before that).
+    kernel = np.array(rows, np.float32)
+    kernel.flags.writeable = False
+    return kernel
 
 
-BLUR = jnp.full((3, 3), 1.0 / 9.0, jnp.float32)
+BLUR = _kernel(np.full((3, 3), 1.0 / 9.0))
 SHARPEN = _kernel([[0, -1, 0], [-1, 5, -1], [0, -1, 0]])
 EDGE_HORIZONTAL = _kernel([[-1, -2, -1], [0, 0, 0], [1, 2, 1]])
 EDGE_VERTICAL = _kernel([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
 
-CLASSICAL: dict[str, jax.Array] = {
+CLASSICAL: dict[str, np.ndarray] = {
     "blur": BLUR,
     "sharpen": SHARPEN,
     "horizontal edges": EDGE_HORIZONTAL,

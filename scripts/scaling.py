@@ -1,130 +1,154 @@
-"""Data-parallel training throughput on 1, 2, 4 devices (docs/scaling.md).
+"""Data-parallel training throughput: P processes x K devices each (docs/scaling.md).
 
-    python scripts/scaling.py                       # shapes and mnist-cnn, 1 2 4 devices
-    python scripts/scaling.py --models shapes --devices 1 2 --epochs 5
+    python scripts/scaling.py                                  # shapes: 1x1 1x2 1x4 2x1 2x2 4x1
+    python scripts/scaling.py --layouts 1x1 2x1 4x1 --models mnist-cnn --grads manual
 
-Without real accelerators it forces N CPU devices (``XLA_FLAGS=
---xla_force_host_platform_device_count=N``, set here before jax is imported):
-those share the machine's cores, so the numbers measure the overhead of the
-partitioned program and its all-reduces, not a speedup.
+Each layout ``PxK`` is a fresh set of P processes with K forced CPU devices
+each (``XLA_FLAGS=--xla_force_host_platform_device_count=K``). With P > 1 they
+join one run through a loopback coordinator (``JAX_COORDINATOR_ADDRESS``,
+``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``, as ``jaxcnn launch`` sets them) and
+``jaxcnn.train.init_distributed``. Every process calls the public
+``jaxcnn.train.fit(..., devices=jax.device_count())`` on its copy of the
+data, and the script times whole epochs with ``on_epoch`` (after a first
+epoch that compiles; median of the rest). P = 1 is the single-process path
+(data replicated on the devices), P > 1 the multi-process path (each process
+feeds its share of every batch).
 
-For every model and device count it times whole training epochs (the
-compiled ``fit`` epoch, after one warm-up epoch that compiles) with the data
-set replicated on every device (what ``fit(devices=N)`` does) and, for N > 1,
-with the data set split over the devices along the sample axis (each step
-then needs a collective to gather its shuffled batch). MNIST uses the first
-``--mnist-images`` training images (the cached MNIST: ``jaxcnn data fetch
-mnist``) to keep the run short.
+On one machine all processes and devices share its cores, so the numbers
+measure the overhead of partitioning and of the cross-process all-reduce
+(gloo over loopback TCP), not a speedup. Other jobs on the machine change
+them; the 1-minute load average is printed with each row.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
-import time
 from typing import Any
+
+CHILD = "JAXCNN_SCALING_CHILD"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    os.environ.setdefault(
-        "XLA_FLAGS", f"--xla_force_host_platform_device_count={max(args.devices)}"
-    )
-    import jax  # after XLA_FLAGS is set
-
-    print(
-        f"jax {jax.__version__}, {jax.device_count()} {jax.devices()[0].platform} devices, "
-        f"grads {args.grads}, load average {os.getloadavg()[0]:.2f}"
-    )
-    print("| model | devices | data | batch | per device | img/s | epoch s | compile+1st s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name in args.models:
-        for devices in args.devices:
-            layouts = ("replicated", "sharded") if devices > 1 else ("replicated",)
-            for layout in layouts:
-                row = measure(name, devices, layout, args)
-                print(
-                    f"| {name} | {devices} | {layout} | {row['batch']} | "
-                    f"{row['batch'] // devices} | {row['rate']:,.0f} | {row['epoch']:.3f} | "
-                    f"{row['first']:.1f} |",
-                    flush=True,
-                )
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    if os.environ.get(CHILD):
+        return child(args)
+    print(f"{os.cpu_count()} CPUs; times are medians of {args.epochs} epochs after a warm-up")
+    print("| model | processes x devices | batch (per device) | img/s | epoch s | load |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for model in args.models:
+        for layout in args.layouts:
+            processes, devices = (int(part) for part in layout.split("x"))
+            row = measure(model, processes, devices, args)
+            total = processes * devices
+            print(
+                f"| {model} | {processes} x {devices} | {row['batch']} ({row['batch'] // total}) "
+                f"| {row['rate']:,.0f} | {row['epoch']:.3f} | {os.getloadavg()[0]:.1f} |",
+                flush=True,
+            )
     return 0
 
 
-def measure(name: str, devices: int, layout: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Median epoch time of ``name`` on ``devices`` devices with the data ``layout``."""
+def measure(model: str, processes: int, devices: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Start the processes of one layout; the timings process 0 prints."""
+    port = _free_port()
+    command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--model-now", model]
+    children = [
+        subprocess.Popen(
+            command, env=_environment(index, processes, devices, port), stdout=subprocess.PIPE
+        )
+        for index in range(processes)
+    ]
+    outputs = [child.communicate(timeout=args.timeout)[0] for child in children]
+    if any(child.returncode for child in children):
+        raise SystemExit(f"{model} {processes}x{devices}: a process failed")
+    return dict(json.loads(outputs[0].decode().strip().splitlines()[-1]))
+
+
+def _environment(index: int, processes: int, devices: int, port: int) -> dict[str, str]:
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    env = {
+        **os.environ,
+        CHILD: "1",
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": " ".join([*flags, f"--xla_force_host_platform_device_count={devices}"]),
+    }
+    if processes > 1:
+        env |= {
+            "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+            "JAX_NUM_PROCESSES": str(processes),
+            "JAX_PROCESS_ID": str(index),
+        }
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def child(args: argparse.Namespace) -> int:
+    """One process: join the run (if several), train, print the timings (process 0)."""
     import jax
-    import numpy as np
 
     from jaxcnn import models
     from jaxcnn.data import load_mnist, make_shapes
-    from jaxcnn.train import MODEL_DEFAULTS, make_optimizer
-    from jaxcnn.train import _sharding as _parallel
+    from jaxcnn.train import MODEL_DEFAULTS, EpochEnd, fit, init_distributed, make_optimizer
 
+    if os.environ.get("JAX_NUM_PROCESSES"):
+        init_distributed(timeout=120)
+    name = args.model_now
     task = MODEL_DEFAULTS[name]
     (images, labels), _ = make_shapes(seed=0) if name == "shapes" else load_mnist()
     if name != "shapes":
         images, labels = images[: args.mnist_images], labels[: args.mnist_images]
     model = models.get_model(name)
-    optimizer = make_optimizer(task.optimizer, task.lr)
     _, params = model.init(jax.random.key(0), (-1, *models.IMAGE_SHAPE))
-    mesh = _parallel.data_mesh("scaling", devices)
-    epoch_fn = _parallel.sharded_epoch_fn(
-        model, optimizer, batch_size=task.batch_size, grads=args.grads, unroll=1, mesh=mesh
+    seconds: list[float] = []
+
+    def on_epoch(end: EpochEnd) -> None:
+        seconds.append(end.seconds)
+
+    fit(
+        model,
+        params,
+        (images, labels),
+        optimizer=make_optimizer(task.optimizer, task.lr),
+        epochs=1 + args.epochs,
+        batch_size=task.batch_size,
+        key=jax.random.key(1),
+        grads=args.grads,
+        on_epoch=on_epoch,
+        progress=False,
+        devices=jax.device_count(),
     )
-    state = _parallel.replicate((params, optimizer.init(params), jax.random.key(1)), mesh)
-    params, opt_state, key = state
-    if layout == "replicated":
-        data = _parallel.replicate((images, labels), mesh)
-    else:  # each device holds len / devices samples; the step gathers across devices
-        samples = _parallel.batch_sharding(mesh)  # axis 0 split over the mesh
-        data = tuple(jax.device_put(np.asarray(a), samples) for a in (images, labels))
-        epoch_fn = _data_sharded_epoch(mesh, epoch_fn.args[0])
-    times = []
-    for epoch in range(1 + args.epochs):
-        started = time.perf_counter()
-        params, opt_state, metrics = epoch_fn(params, opt_state, *data, key, np.int32(epoch))
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - started)
-    seconds = statistics.median(times[1:])
-    return {
-        "batch": task.batch_size,
-        "rate": len(labels) / seconds,
-        "epoch": seconds,
-        "first": times[0],
-    }
-
-
-def _data_sharded_epoch(mesh: Any, spec: Any) -> Any:
-    """The same epoch with the data arrays split along the sample axis."""
-    import functools
-
-    import jax
-
-    from jaxcnn.train import _sharding as _parallel
-
-    samples, everywhere = _parallel.batch_sharding(mesh), _parallel.replicated(mesh)
-    jitted = jax.jit(
-        _parallel._epoch_positional,
-        static_argnums=0,
-        donate_argnums=(1, 2),
-        in_shardings=(everywhere, everywhere, samples, samples, everywhere, everywhere),
-        out_shardings=everywhere,
-    )
-    return functools.partial(jitted, spec)
+    epoch = statistics.median(seconds[1:])
+    row = {"batch": task.batch_size, "epoch": epoch, "rate": len(labels) / epoch}
+    if jax.process_index() == 0:
+        print(json.dumps({**row, "first": seconds[0]}), flush=True)
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["shapes", "mnist-cnn"])
-    parser.add_argument("--devices", nargs="+", type=int, default=[1, 2, 4])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["shapes"])
+    parser.add_argument(
+        "--layouts",
+        nargs="+",
+        default=["1x1", "1x2", "1x4", "2x1", "2x2", "4x1"],
+        help="PROCESSESxDEVICES per process",
+    )
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up")
     parser.add_argument("--mnist-images", type=int, default=6400)
     parser.add_argument("--grads", choices=["autodiff", "manual"], default="autodiff")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per layout")
+    parser.add_argument("--model-now", help=argparse.SUPPRESS)
     return parser
 
 

@@ -30,7 +30,7 @@ import jax
 
 from jaxcnn import models, ops, train
 from jaxcnn._io import write_json
-from jaxcnn.cli import _controls, _run_dir
+from jaxcnn.cli import _cluster, _controls, _run_dir
 from jaxcnn.cli._common import (
     BEST_CHECKPOINT,
     CHECKPOINT,
@@ -106,6 +106,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     existing.add_argument("--resume", action="store_true", help="continue the run in --out")
     existing.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     parser.add_argument("--quiet", action="store_true", help="print only the final line")
+    _cluster.add_arguments(parser)
     parser.set_defaults(handler=run_train)
 
     evaluator = subparsers.add_parser(
@@ -132,24 +133,32 @@ class _Start(NamedTuple):
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, checkpointing every epoch; print the test accuracy."""
+    cluster = _cluster.join(args)  # None unless --distributed (before jax starts its devices)
+    if cluster is not None:  # a distributed run splits every batch over every device
+        args.devices = jax.device_count()
     out = args.out if args.out is not None else Path("runs") / args.model
+    if cluster is not None and cluster.process_id != 0:  # process 0 locks and writes `out`
+        return _train_locked(args, out, cluster)
     with _run_dir.claim(out, _RUN_FILES, note=_note(args.quiet)):
-        return _train_locked(args, out)
+        return _train_locked(args, out, cluster)
 
 
-def _train_locked(args: argparse.Namespace, out: Path) -> int:
-    """``run_train`` holding the run directory's lock."""
+def _train_locked(args: argparse.Namespace, out: Path, cluster: train.Cluster | None = None) -> int:
+    """``run_train`` holding the run directory's lock (or process > 0 of a distributed run)."""
+    primary = cluster is None or cluster.process_id == 0
+    quiet = args.quiet or not primary
     resumed = _resume_point(args, out / CHECKPOINT) if args.resume else None
     if resumed is None and (out / CHECKPOINT).exists() and not args.overwrite:
         raise UsageError(
             f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it"
         )
     config = _config(args, resumed)
-    if args.article and not args.quiet:
+    if args.article and not quiet:
         print(f"note: {_controls.ARTICLE_NOTE}", flush=True)
     if args.devices is not None and config.batch_size % args.devices:
+        devices = f"--devices {args.devices}" if cluster is None else f"the {args.devices} devices"
         raise UsageError(
-            f"--batch-size {config.batch_size} must be divisible by --devices {args.devices} "
+            f"--batch-size {config.batch_size} must be divisible by {devices} "
             f"(every batch is split evenly over the devices)"
         )
     if (
@@ -157,15 +166,23 @@ def _train_locked(args: argparse.Namespace, out: Path) -> int:
         and resumed.config is not None
         and resumed.config.devices != config.devices
     ):
-        _note(args.quiet)(
+        _note(quiet)(
             f"the run was trained on {resumed.config.devices} device(s) up to epoch "
             f"{resumed.epoch}; resuming on {config.devices}: the same math, but the numbers "
             f"will not be bit-identical to an uninterrupted run"
         )
-    if args.overwrite:  # the old run can never be resumed by mistake from here on
+    if args.overwrite and primary:  # the old run can never be resumed by mistake from here on
         _run_dir.discard_run(out, _RUN_FILES)
+    if cluster is not None and not quiet:
+        print(_cluster.describe(cluster), flush=True)
     return train_run(
-        config, out, resumed=resumed, quiet=args.quiet, devices=args.devices, data_path=args.data
+        config,
+        out,
+        resumed=resumed,
+        quiet=quiet,
+        devices=args.devices,
+        data_path=args.data,
+        primary=primary,
     )
 
 
@@ -187,14 +204,17 @@ def train_run(
     quiet: bool = False,
     devices: int | None = None,
     data_path: Path | None = None,
+    primary: bool = True,
 ) -> int:
     """Train ``config`` into the run directory ``out``; print the test accuracy; an exit code.
 
     The data is ``data_path`` (``--data``), else the resumed run's, else the
-    model's built-in data; the model is sized to its classes.
+    model's built-in data; the model is sized to its classes. ``primary=False``
+    (every process but 0 of a distributed run) writes and prints nothing.
     """
     started = time.perf_counter()
-    check_writable(out)
+    if primary:
+        check_writable(out)
     data = training_data(config, resumed, data_path)
     train_part, val_part = _controls.split_validation(config, data.train)
     n_train = len(train_part[1])
@@ -206,14 +226,18 @@ def train_run(
     model = sized_model(config, data) if resumed is None else resumed.model
     check_fits(model, data, str(config.model))
     start = _start(config, model, resumed)
-    if resumed is None:
+    if resumed is None and primary:
         (out / BEST_CHECKPOINT).unlink(missing_ok=True)  # a previous run's, now replaced
     log = _Log(quiet=quiet)
     log.start(config, start, data, devices, n_val=0 if val_part is None else len(val_part[1]))
     test_data = data.test
     try:
-        result = _fit(config, model, start, data, (train_part, val_part), out, log, devices)
+        result = _fit(
+            config, model, start, data, (train_part, val_part), out, log, devices, primary
+        )
     except train.TrainingDivergedError as err:
+        if not primary:
+            return EXIT_DIVERGED
         good = err.epoch - 1
         kept = f"{out / CHECKPOINT} keeps epoch {good}" if good else "no checkpoint was written"
         print(f"jaxcnn train: error: {err}; {kept}", file=sys.stderr)
@@ -222,6 +246,8 @@ def train_run(
     metrics = train.evaluate(
         model, result.params, test_data, batch_size=config.batch_size, devices=devices
     )
+    if not primary:
+        return 0
     summary = {**_record(config, data), "history": result.history, "test": metrics._asdict()}
     summary |= _best(config, model, result, out, test_data, log)
     write_json(out / HISTORY, summary)
@@ -276,11 +302,15 @@ def _fit(
     out: Path,
     log: _Log,
     devices: int | None = None,
+    primary: bool = True,
 ) -> train.FitResult:
     """``train.fit`` on ``parts = (train, val or None)`` with a checkpoint (and with
-    ``--keep-best`` the best one, written first) and the history after every epoch."""
+    ``--keep-best`` the best one, written first) and the history after every epoch,
+    written by ``primary`` (process 0 of a distributed run) only."""
 
     def on_epoch(end: train.EpochEnd) -> None:
+        if not primary:
+            return
         for path in _controls.epoch_files(config, end, out / CHECKPOINT, out / BEST_CHECKPOINT):
             train.save_checkpoint(
                 path,

@@ -19,7 +19,8 @@ optimizer object (``make_optimizer`` returns one per setting), the batch size
 and the data shapes: equal arguments never compile twice.
 
 See docs/training.md for the design (padded, masked batches; one compile per
-epoch; exact resume; the checkpoint format).
+epoch; exact resume; the checkpoint format) and docs/scaling.md for several
+devices and several processes (``init_distributed``).
 """
 
 from jaxcnn.train._checkpoint import (
@@ -46,6 +47,7 @@ from jaxcnn.train._dataset import (
     effective_batch_size,
     output_classes,
 )
+from jaxcnn.train._distributed import Cluster, DistributedError, init_distributed
 from jaxcnn.train._epoch import GRADS, Grads, Metrics, batch_plan, epoch_order, make_epoch_fn
 from jaxcnn.train._fit import EpochEnd, FitResult, History, TrainingDivergedError, evaluate, fit
 from jaxcnn.train._loss import Loss
@@ -68,8 +70,10 @@ __all__ = [
     "Best",
     "Checkpoint",
     "CheckpointError",
+    "Cluster",
     "Dataset",
     "Defaults",
+    "DistributedError",
     "EpochEnd",
     "FitResult",
     "Grads",
@@ -88,6 +92,7 @@ __all__ = [
     "epoch_order",
     "evaluate",
     "fit",
+    "init_distributed",
     "load_checkpoint",
     "make_epoch_fn",
     "make_optimizer",

@@ -217,9 +217,19 @@ def _train_step(
     spec: EpochSpec, data: Dataset, carry: Any, batch: tuple[jax.Array, jax.Array]
 ) -> Any:
     """One optimizer step on the batch ``data[index]``; returns its loss sum and hit count."""
-    params, opt_state = carry
     index, weight = batch
-    x, y = data[0][index], data[1][index]
+    return train_on_batch(spec, carry, (data[0][index], data[1][index], weight))
+
+
+def train_on_batch(
+    spec: EpochSpec, carry: Any, batch: tuple[jax.Array, jax.Array, jax.Array]
+) -> Any:
+    """One optimizer step on a gathered batch ``(x [B, H, W, C], y [B], weight [B])``.
+
+    Returns ``((params, opt_state), (loss_sum, hit_count))``.
+    """
+    params, opt_state = carry
+    x, y, weight = batch
     if spec.batch_sharding is not None:
         x = lax.with_sharding_constraint(x, spec.batch_sharding)
     apply = training_apply(spec.model, spec.grads)
@@ -287,13 +297,24 @@ def _evaluate_jit(
 
     def body(carry: Any, batch: tuple[jax.Array, jax.Array]) -> Any:
         index, weight = batch
-        x = images[index]
-        if batch_sharding is not None:
-            x = lax.with_sharding_constraint(x, batch_sharding)
-        logits = model.apply(params, x)
-        y = labels[index]
-        value = check_scalar("evaluate", loss(logits, y, weight))
-        return carry, (value * jnp.sum(weight).astype(value.dtype), weight @ hits(logits, y))
+        gathered = (images[index], labels[index], weight)
+        return carry, evaluate_batch(model, loss, params, gathered, batch_sharding)
 
     _, (loss_sums, hit_counts) = lax.scan(body, None, batch_plan(n, batch_size))
     return Metrics(jnp.sum(loss_sums) / n, jnp.sum(hit_counts) / n)
+
+
+def evaluate_batch(
+    model: Layer,
+    loss: LossFn,
+    params: Params,
+    batch: tuple[jax.Array, jax.Array, jax.Array],
+    batch_sharding: Any = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Loss sum and hit count of a gathered batch ``(x [B, H, W, C], y [B], weight [B])``."""
+    x, y, weight = batch
+    if batch_sharding is not None:
+        x = lax.with_sharding_constraint(x, batch_sharding)
+    logits = model.apply(params, x)
+    value = check_scalar("evaluate", loss(logits, y, weight))
+    return value * jnp.sum(weight).astype(value.dtype), weight @ hits(logits, y)

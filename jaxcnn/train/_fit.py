@@ -17,7 +17,7 @@ from tqdm import tqdm
 from jaxcnn import _checks
 from jaxcnn.errors import InputError, InputTypeError, JaxcnnError
 from jaxcnn.layers import Layer, Params
-from jaxcnn.train import _sharding
+from jaxcnn.train import _feed, _sharding
 from jaxcnn.train._dataset import Dataset, check_dataset, check_finite_tree, effective_batch_size
 from jaxcnn.train._epoch import Metrics, check_grads, evaluate_arrays, make_epoch_fn
 from jaxcnn.train._loss import Loss, resolve_loss
@@ -164,8 +164,12 @@ def fit(
         mean over the global batch. Default: one device, as without it.
         The returned params are then replicated on those devices.
       mesh: or split every batch over all devices of this
-        ``jax.sharding.Mesh`` (e.g. every device of several hosts after
-        ``jax.distributed.initialize``). See docs/scaling.md.
+        ``jax.sharding.Mesh``. A mesh (or ``devices``) spanning several
+        processes (after :func:`~jaxcnn.train.init_distributed`) trains with
+        process-local data: every process calls ``fit`` with the same
+        arguments and its host copy of ``train`` (NumPy or memory-mapped
+        arrays, never copied whole to a device), and puts only its own share
+        of each batch on its devices. See docs/scaling.md.
       precision: ``"float32"`` (default), or ``"bf16"``: each step's forward
         and backward passes in bfloat16 over float32 parameters, optimizer
         state, gradients and loss (mixed precision; faster on GPUs, slower
@@ -189,10 +193,11 @@ def fit(
       TrainingDivergedError: if an epoch's mean training loss is not finite
         (the data and parameters were valid, so the training itself diverged).
     """
-    images, labels = check_dataset("fit", "train", train, model=model, params=params)
-    val_arrays = (
-        None if val is None else check_dataset("fit", "val", val, model=model, params=params)
-    )
+    mesh = _sharding.resolve_mesh("fit", devices=devices, mesh=mesh)
+    across = mesh is not None and _feed.spans_processes(mesh)  # process-local data
+    check = _feed.check_host_dataset if across else check_dataset
+    images, labels = check("fit", "train", train, model=model, params=params)
+    val_arrays = None if val is None else check("fit", "val", val, model=model, params=params)
     check_finite_tree("fit", "params", params)
     batch_size = _checks.positive_int("fit", "batch_size", batch_size)
     epochs = _checks.positive_int("fit", "epochs", epochs)
@@ -207,7 +212,6 @@ def fit(
     if patience is not None and val is None:
         raise InputError(f"fit: patience needs val=(images, labels) to monitor {monitor!r}")
     resolve_loss("fit", model, loss, grads)  # a bad loss fails here, naming fit
-    mesh = _sharding.resolve_mesh("fit", devices=devices, mesh=mesh)
     batch_size = effective_batch_size(batch_size, len(labels), 1 if mesh is None else mesh.size)
     if mesh is None:
         epoch_fn = make_epoch_fn(
@@ -216,6 +220,17 @@ def fit(
             batch_size=batch_size,
             grads=grads,
             unroll=unroll,
+            loss=loss,
+            precision=precision,
+        )
+    elif across:
+        epoch_fn = _feed.fed_epoch_fn(
+            model,
+            optimizer,
+            batch_size=batch_size,
+            grads=grads,
+            unroll=unroll,
+            mesh=_feed.check_mesh_covers_processes("fit", mesh),
             loss=loss,
             precision=precision,
         )
@@ -232,11 +247,12 @@ def fit(
         )
     params = jax.tree.map(jnp.array, params)  # private copies: the epoch function donates them
     opt_state = optimizer.init(params) if opt_state is None else jax.tree.map(jnp.array, opt_state)
-    val_sharding = None
-    if mesh is not None:  # everything replicated on every device of the mesh
+    if across:  # params and optimizer state replicated; data fed per step (_feed)
+        params, opt_state = _sharding.replicate((params, opt_state), mesh)
+    elif mesh is not None:  # everything replicated on every device of the mesh
         placed = _sharding.replicate((params, opt_state, images, labels, key, val_arrays), mesh)
         params, opt_state, images, labels, key, val_arrays = placed
-        val_sharding = _sharding.batch_sharding(mesh)
+    evaluate_val = _val_evaluator(model, val_arrays, eval_batch_size, mesh, across, loss)
     history = _start_history(history, start_epoch, with_val=val is not None)
     bar = tqdm(
         total=epochs, initial=start_epoch, desc="train", unit="epoch", disable=not progress or None
@@ -250,9 +266,7 @@ def fit(
             params, opt_state, metrics = epoch_fn(
                 params, opt_state, images, labels, key, np.int32(epoch)
             )
-            row = _epoch_row(
-                metrics, model, params, val_arrays, eval_batch_size, val_sharding, loss
-            )
+            row = _epoch_row(metrics, params, evaluate_val)
             if not math.isfinite(row["train_loss"]):
                 raise TrainingDivergedError(epoch + 1, row["train_loss"], history)
             for name, value in row.items():
@@ -284,21 +298,29 @@ def _is_best(history: History, monitor: str, epoch: int) -> bool:
     return best is not None and best.epoch == epoch
 
 
+def _val_evaluator(
+    model: Layer, val: Any, batch_size: int, mesh: Any, across: bool, loss: Loss
+) -> Callable[[Params], Metrics] | None:
+    """``params -> Metrics`` on the validation set (device scalars), or ``None`` without one."""
+    if val is None:
+        return None
+    if across:
+        return _feed.evaluator(model, val, batch_size=batch_size, mesh=mesh, loss=loss)
+    sharding = None if mesh is None else _sharding.batch_sharding(mesh)
+    return lambda params: evaluate_arrays(
+        model, params, *val, batch_size=batch_size, batch_sharding=sharding, loss=loss
+    )
+
+
 def _epoch_row(
     train_metrics: Metrics,
-    model: Layer,
     params: Params,
-    val: tuple[jax.Array, jax.Array] | None,
-    batch_size: int,
-    batch_sharding: Any = None,
-    loss: Loss = None,
+    evaluate_val: Callable[[Params], Metrics] | None,
 ) -> dict[str, float]:
     """One history row; the single host sync of an epoch."""
     metrics = {"train": train_metrics}
-    if val is not None:
-        metrics["val"] = evaluate_arrays(
-            model, params, *val, batch_size=batch_size, batch_sharding=batch_sharding, loss=loss
-        )
+    if evaluate_val is not None:
+        metrics["val"] = evaluate_val(params)
     values = jax.device_get(metrics)
     return {
         f"{split}_{name}": float(getattr(m, name))
@@ -380,6 +402,15 @@ def evaluate(
       InputError: bad data (non-finite images, labels outside the model's
         range, mismatched counts) or non-finite ``params``.
     """
+    resolved = _sharding.resolve_mesh("evaluate", devices=devices, mesh=mesh)
+    if resolved is not None and _feed.spans_processes(resolved):  # process-local data
+        host = _feed.check_host_dataset("evaluate", "data", data, model=model, params=params)
+        check_finite_tree("evaluate", "params", params)
+        batch_size = _checks.positive_int("evaluate", "batch_size", batch_size)
+        metrics = _feed.evaluate_across_processes(
+            model, params, host, batch_size=batch_size, mesh=resolved, loss=loss
+        )
+        return Metrics(float(metrics.loss), float(metrics.accuracy))
     images, labels = check_dataset("evaluate", "data", data, model=model, params=params)
     check_finite_tree("evaluate", "params", params)
     batch_size = _checks.positive_int("evaluate", "batch_size", batch_size)

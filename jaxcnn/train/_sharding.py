@@ -18,10 +18,10 @@ sample-sharded copy needs a collective per step to bring each device the
 samples its part of a shuffled batch lives on (measured in docs/scaling.md).
 
 The same code runs on several CPU devices (``XLA_FLAGS=
---xla_force_host_platform_device_count=N``), several GPUs, or several hosts
-(after ``jax.distributed.initialize()``: every process loads the whole data
-set and calls ``fit`` with the same arguments; arrays are placed with
-``jax.make_array_from_process_local_data``). See docs/scaling.md.
+--xla_force_host_platform_device_count=N``) or several GPUs. A mesh spanning
+several processes (after :func:`jaxcnn.train.init_distributed`) does not
+replicate the data: each process feeds only its share of each batch
+(``_feed``). See docs/scaling.md.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import pytest
 from jax.test_util import check_grads
 
 from jaxcnn import manual, ops
-from tests.reference import reference_conv2d, reference_max_pool2d
+from jaxcnn.ops import reference_conv2d, reference_max_pool2d
 
 Op = Callable[..., jax.Array]
 

@@ -2,9 +2,10 @@
 
 Tie rule (``max_pool2d_backward``): a window's whole gradient goes to its
 *first* maximum in row-major order, as the article's ``np.argmax`` does;
-overlapping windows add what they route to a shared pixel. On tie-free
-inputs every rule agrees (tests/manual/test_manual.py); here the inputs are full of
-ties, so the rule itself is what is tested.
+overlapping windows add what they route to a shared pixel. The property tests
+(tests/manual/test_manual.py, tests/ops/test_ops_vjp.py) check that against
+the oracle's argmax loop on inputs full of ties; here are the invariants of
+the rule, hand-made cases, and what JAX's own ``reduce_window`` gradient picks.
 """
 
 from __future__ import annotations
@@ -15,65 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from jaxcnn import manual, ops
-from tests import oracle, strategies
-from tests.reference import reference_max_pool2d
-
-EXAMPLES = max(12, settings().max_examples * 3 // 8)
-
-
-def route_to_first_max(
-    x: np.ndarray, g: np.ndarray, size: tuple[int, int], stride: tuple[int, int], pads: Any
-) -> np.ndarray:
-    """The article's ``MaxPool2D.backward`` loop, generalised and with ``+=``.
-
-    ``np.argmax`` returns the first maximum of the flattened (row-major) window.
-    """
-    xp = oracle.pad(x, pads, -np.inf)
-    dxp = np.zeros_like(xp)
-    n, out_h, out_w, channels = g.shape
-    for i in range(n):
-        for c in range(channels):
-            for r in range(out_h):
-                for col in range(out_w):
-                    top, left = r * stride[0], col * stride[1]
-                    window = xp[i, top : top + size[0], left : left + size[1], c]
-                    kr, kc = np.unravel_index(np.argmax(window), window.shape)
-                    dxp[i, top + kr, left + kc, c] += g[i, r, col, c]
-    (t, _), (left_pad, _) = pads
-    return dxp[:, t : t + x.shape[1], left_pad : left_pad + x.shape[2], :]
-
-
-@st.composite
-def tie_cases(draw: st.DrawFn) -> dict[str, Any]:
-    case = draw(
-        strategies.pool_geometry(
-            strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-            paddings=st.sampled_from(["valid", "same", 1]),
-            max_side=7,
-            max_batch=3,
-            max_channels=3,
-        )
-    )
-    # Three values only: most windows hold several equal maxima.
-    case["x"] = case["rng"].integers(0, 3, size=case["shape"]).astype(np.float64)
-    return case
-
-
-@settings(max_examples=EXAMPLES)
-@given(case=tie_cases())
-def test_ties_route_to_first_max_like_the_articles_argmax_loop(case: dict[str, Any]) -> None:
-    conf = {"size": case["size"], "stride": case["stride"], "padding": case["padding"]}
-    with jax.enable_x64(True):
-        x = jnp.asarray(case["x"])
-        y = ops.max_pool2d(x, **conf)
-        g = jnp.asarray(case["rng"].random(size=y.shape) + 0.5)
-        got = jax.jit(lambda x, g: manual.max_pool2d_backward(x, g, **conf))(x, g)
-    want = route_to_first_max(case["x"], np.asarray(g), case["size"], case["stride"], case["pads"])
-    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-12)
+from tests import reference
 
 
 def test_tie_invariants_for_non_overlapping_windows() -> None:
@@ -122,7 +67,7 @@ def test_jax_grad_of_reduce_window_also_picks_the_first_max(dtype: Any, mode: st
             g = jnp.asarray(rng.random(size=y.shape) + 0.5, dtype)
 
             def autodiff(x: jax.Array, g: jax.Array, size: int = size, stride: int = stride) -> Any:
-                return jax.vjp(lambda x: reference_max_pool2d(x, size, stride), x)[1](g)[0]
+                return jax.vjp(lambda x: reference.max_pool2d(x, size, stride), x)[1](g)[0]
 
             run = jax.jit(autodiff) if mode == "jit" else autodiff
             # Same pixels; overlapping windows may add in another order (1 ulp).
@@ -139,7 +84,7 @@ def test_overlapping_windows_add_instead_of_overwrite() -> None:
     want = np.zeros((3, 3))
     want[1, 1] = 10.0  # the article's "out[...] = gradient" would keep only one of them
     np.testing.assert_array_equal(dx[0, :, :, 0], want)
-    for pool in (reference_max_pool2d, ops.max_pool2d):  # JAX's own gradient, ops' custom VJP
+    for pool in (reference.max_pool2d, ops.max_pool2d):  # JAX's own gradient, ops' custom VJP
         np.testing.assert_array_equal(jax.grad(lambda x, p=pool: jnp.sum(p(x, 2, 1) * g))(x), dx)
 
 
@@ -152,12 +97,12 @@ def test_odd_sizes_drop_the_last_row_and_column_like_the_forward() -> None:
     assert dx.shape == x.shape
     np.testing.assert_array_equal(dx[:, 10, :, :], 0)
     np.testing.assert_array_equal(dx[:, :, 10, :], 0)
-    np.testing.assert_array_equal(jax.vjp(reference_max_pool2d, x)[1](g)[0], dx)
+    np.testing.assert_array_equal(jax.vjp(lambda x: reference.max_pool2d(x, 2), x)[1](g)[0], dx)
 
 
 def test_windows_entirely_in_the_padding_send_nothing_back() -> None:
     x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 2, 2, 1)))
-    y, vjp = jax.vjp(lambda x: reference_max_pool2d(x, 2, 2, 2), x)  # 6x6 padded: 9 windows
+    y, vjp = jax.vjp(lambda x: reference.max_pool2d(x, 2, 2, 2), x)  # 6x6 padded: 9 windows
     assert np.isneginf(np.asarray(y)).sum() == 8  # only the centre window sees real pixels
     g = jnp.ones_like(y)
     dx = manual.max_pool2d_backward(x, g, size=2, stride=2, padding=2)
@@ -188,6 +133,6 @@ def test_custom_vjp_max_pool_is_a_drop_in_for_the_models_pools(shape: tuple[int,
         return jax.jit(lambda x: jax.vjp(pool, x)[1](g)[0])
 
     np.testing.assert_array_equal(manual.max_pool2d(x), ops.max_pool2d(x))
-    want = grad_of(reference_max_pool2d)(x)  # select-and-scatter, as JAX derives it
+    want = grad_of(lambda x: reference.max_pool2d(x, 2))(x)  # select-and-scatter, as JAX derives it
     np.testing.assert_array_equal(grad_of(manual.max_pool2d)(x), want)
     np.testing.assert_array_equal(grad_of(ops.max_pool2d)(x), want)

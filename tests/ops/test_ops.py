@@ -13,16 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxcnn import ops
+from jaxcnn.ops import reference_max_pool2d
 from tests import oracle, strategies
-from tests.reference import reference_max_pool2d
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
 IMPLS: list[Any] = ["lax", "sliding"]
 FLOAT32_EXAMPLES = max(15, settings().max_examples // 2)  # float64 (above) is the exact check
-
-
-def as_pair(value: int | tuple[int, int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else value
 
 
 def conv_cases() -> st.SearchStrategy[dict[str, Any]]:
@@ -43,11 +39,12 @@ def run_conv(case: dict[str, Any], impl: Any, dtype: Any) -> np.ndarray:
 
 
 def conv_oracle(case: dict[str, Any]) -> np.ndarray:
-    return oracle.conv2d(case["x"], case["w"], case["b"], as_pair(case["stride"]), case["pads"])
+    return oracle.conv2d(case["x"], case["w"], case["b"], case["stride"], case["padding"])
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 @given(case=conv_cases())
+@strategies.conv_corners
 def test_conv2d_matches_oracle_float64(impl: Any, case: dict[str, Any]) -> None:
     with jax.enable_x64(True):
         got = run_conv(case, impl, jnp.float64)
@@ -135,28 +132,17 @@ def test_conv_output_size(args: tuple[Any, ...], want: int) -> None:
     assert ops.conv_output_size(*args) == want
 
 
-@st.composite
-def pool_cases(draw: st.DrawFn) -> dict[str, Any]:
-    case = draw(
-        strategies.pool_geometry(
-            strides=st.one_of(st.none(), strategies.strides),
-            paddings=st.one_of(st.sampled_from(["valid", "same"]), st.integers(0, 1)),
-            max_side=8,
-            max_batch=2,
-            max_channels=3,
-        )
-    )
-    case["x"] = case["rng"].normal(size=case["shape"])
-    return case
+def pool_cases() -> st.SearchStrategy[dict[str, Any]]:
+    return strategies.pool_cases(max_side=8, max_batch=2, max_channels=3)
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @given(case=pool_cases())
+@strategies.pool_corners
 def test_pooling_matches_oracle(kind: str, case: dict[str, Any]) -> None:
     pool = {"max": ops.max_pool2d, "avg": ops.avg_pool2d}[kind]
     ref = {"max": oracle.max_pool2d, "avg": oracle.avg_pool2d}[kind]
-    stride = case["size"] if case["stride"] is None else as_pair(case["stride"])
-    want = ref(case["x"], case["size"], stride, case["pads"])
+    want = ref(case["x"], case["size"], case["stride"], case["padding"])
     with jax.enable_x64(True):
         got = pool(jnp.asarray(case["x"]), case["size"], case["stride"], case["padding"])
         assert got.dtype == jnp.float64

@@ -136,8 +136,8 @@ def _pool(pool: Callable[..., jax.Array]) -> Callable[[Any], Apply]:
 
 _LEAVES: dict[str, Callable[[Any], Apply]] = {
     "conv": _conv,
-    "dense": lambda cfg: lambda p, x: (
-        jnp.dot(x, p["w"], precision=lax.Precision.HIGHEST) + p["b"].reshape(1, -1)
+    "dense": lambda cfg: (
+        lambda p, x: jnp.dot(x, p["w"], precision=lax.Precision.HIGHEST) + p["b"].reshape(1, -1)
     ),
     "max_pool": _pool(max_pool2d),
     "avg_pool": _pool(avg_pool2d),

@@ -43,7 +43,8 @@ def finish(fig: Figure, path: PathLike | None) -> Figure:
     if path is not None:
         target = pathlib.Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(target, dpi=DPI, format="png")
+        # No "Software" text chunk (matplotlib's version): the bytes depend on the pixels only.
+        fig.savefig(target, dpi=DPI, format="png", metadata={"Software": None})
     return fig
 
 

@@ -325,7 +325,7 @@ def test_without_run_it_trains_the_article_model_first(
     assert_one_line_error(result, f"--train-out {kept} already holds a run; draw it with --run")
 
 
-def test_without_run_the_training_goes_to_a_temporary_directory(
+def test_without_run_the_training_goes_to_a_temporary_directory_and_twice_is_identical(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scratch = tmp_path / "scratch"
@@ -340,6 +340,13 @@ def test_without_run_the_training_goes_to_a_temporary_directory(
     )
     assert_pngs(out, COMMON_PNGS | SHAPES_FILTERS | CURVES | SALIENCY)
     assert list(scratch.iterdir()) == []  # the training run was deleted
+    # Deterministic: training and drawing again give the same bytes, with no
+    # matplotlib version (or date) stamped in them.
+    again = tmp_path / "again"
+    assert run(["figures", "--out", str(again)], capsys)[0] == 0
+    for name in ORDER:
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+        assert b"Matplotlib" not in (out / name).read_bytes()
 
 
 def test_load_history_reads_the_run_file_of_jaxcnn_train(shapes_run: Path) -> None:

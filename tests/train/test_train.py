@@ -57,6 +57,27 @@ def assert_trees_equal(a: Any, b: Any) -> None:
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+FLOAT64_RTOL = 1e-9
+"""Agreement of two differently compiled float64 trainings of a few epochs: each gradient
+entry sums at most 32 * 28 * 28 = 25,088 products, so two summation orders differ by at most
+2 * 25,088 * 2**-53 = 5.6e-12 of the sum of magnitudes; a few SGD steps amplify that by far
+less than 100 (float32 runs: ~20 over 5 epochs). A real difference (a lost sample, a wrong
+gradient) moves parameters by 1e-3 or more."""
+
+
+def as_float64(tree: Any) -> Any:
+    """Every floating leaf as float64 (inside ``jax.enable_x64``)."""
+    return jax.tree.map(
+        lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree
+    )
+
+
+def assert_trees_close(a: Any, b: Any) -> None:
+    assert str(jax.tree.structure(a)) == str(jax.tree.structure(b))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=FLOAT64_RTOL, atol=1e-12)
+
+
 def compiles_of(fn: Any) -> int:
     """Entries in the compile cache of the shared jitted epoch function."""
     return int(fn._cache_size())
@@ -104,24 +125,27 @@ def article_loop(model: Any, params: Any, data: Data, *, lr: float, bs: int, key
 
 
 def test_short_last_batch_is_the_mean_over_its_real_samples(small: Data) -> None:
+    # fit's scanned epoch against the article's per-sample loop: different programs, so
+    # float64 within FLOAT64_RTOL; a wrong mean over the short batch is off by ~1e-2.
     model = models.shapes_cnn()
-    params = init_params(model)
     key = jax.random.key(3)
-    compiled_before = compiles_of(_epoch.train_epoch)
-    trained, history = fit(
-        model,
-        params,
-        small,
-        optimizer=make_optimizer("sgd", 0.25),
-        epochs=2,
-        batch_size=32,  # 70 = 32 + 32 + 6
-        key=key,
-        progress=False,
-    )
-    assert compiles_of(_epoch.train_epoch) == compiled_before + 1
-    expected = article_loop(model, params, small, lr=0.25, bs=32, key=key)
-    for got, want in zip(jax.tree.leaves(trained), jax.tree.leaves(expected), strict=True):
-        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    with jax.enable_x64(True):
+        params = as_float64(init_params(model))
+        data = (np.asarray(small[0], np.float64), small[1])
+        compiled_before = compiles_of(_epoch.train_epoch)
+        trained, history = fit(
+            model,
+            params,
+            data,
+            optimizer=make_optimizer("sgd", 0.25),
+            epochs=2,
+            batch_size=32,  # 70 = 32 + 32 + 6
+            key=key,
+            progress=False,
+        )
+        assert compiles_of(_epoch.train_epoch) == compiled_before + 1
+        expected = article_loop(model, params, data, lr=0.25, bs=32, key=key)
+        assert_trees_close(trained, expected)
     assert len(history["train_loss"]) == 2
 
 
@@ -129,27 +153,30 @@ def test_3200_samples_batch_30_compile_once_and_count_every_sample(
     shapes: tuple[Data, Data],
 ) -> None:
     # With a zero learning rate the parameters never change, so the epoch's
-    # in-scan mean loss must be the loss over all 3200 samples, each counted once.
+    # in-scan mean loss must be the loss over all 3200 samples, each counted once
+    # (float64: the scan and evaluate sum in different orders).
     model = models.shapes_cnn()
-    params = init_params(model)
     train, _ = shapes
-    compiled_before = compiles_of(_epoch.train_epoch)
-    _, history = fit(
-        model,
-        params,
-        train,
-        optimizer=optax.sgd(0.0),
-        epochs=3,
-        batch_size=30,  # 106 full batches + one of 20
-        key=jax.random.key(0),
-        progress=False,
-    )
-    assert compiles_of(_epoch.train_epoch) == compiled_before + 1
-    full = evaluate(model, params, train)
+    with jax.enable_x64(True):
+        params = as_float64(init_params(model))
+        train = (np.asarray(train[0], np.float64), train[1])
+        compiled_before = compiles_of(_epoch.train_epoch)
+        _, history = fit(
+            model,
+            params,
+            train,
+            optimizer=optax.sgd(0.0),
+            epochs=3,
+            batch_size=30,  # 106 full batches + one of 20
+            key=jax.random.key(0),
+            progress=False,
+        )
+        assert compiles_of(_epoch.train_epoch) == compiled_before + 1
+        full = evaluate(model, params, train)
     for loss, accuracy in zip(history["train_loss"], history["train_accuracy"], strict=True):
-        np.testing.assert_allclose(loss, full.loss, rtol=1e-5)
-        assert accuracy == pytest.approx(full.accuracy, abs=1e-6)
-        assert round(accuracy * 3200) == pytest.approx(accuracy * 3200, abs=1e-3)
+        np.testing.assert_allclose(loss, full.loss, rtol=FLOAT64_RTOL)
+        assert accuracy == pytest.approx(full.accuracy, abs=1e-12)
+        assert round(accuracy * 3200) == pytest.approx(accuracy * 3200, abs=1e-9)
 
 
 def test_same_seed_is_bit_identical_and_another_key_is_not(small: Data) -> None:
@@ -264,19 +291,22 @@ def test_hits_for_one_logit_and_for_many() -> None:
 
 
 def test_batch_sharding_hook_gives_the_same_epoch(small: Data) -> None:
-    # The data-parallel hook: a batch-axis sharding over a one-device mesh.
+    # The data-parallel hook: a batch-axis sharding over a one-device mesh. The two are
+    # differently compiled programs, which XLA does not promise to round alike: compare
+    # in float64 within FLOAT64_RTOL.
     model, optimizer = MODEL, SGD
     mesh = jax.make_mesh((1,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
-    images, labels = jnp.asarray(small[0]), jnp.asarray(small[1])
     results = []
-    for hook in (None, sharding):
-        epoch_fn = make_epoch_fn(model, optimizer, batch_size=32, batch_sharding=hook)
-        params = init_params(model)
-        results.append(
-            epoch_fn(params, optimizer.init(params), images, labels, jax.random.key(0), 0)
-        )
-    assert_trees_equal(results[0], results[1])
+    with jax.enable_x64(True):
+        images, labels = jnp.asarray(small[0], jnp.float64), jnp.asarray(small[1])
+        for hook in (None, sharding):
+            epoch_fn = make_epoch_fn(model, optimizer, batch_size=32, batch_sharding=hook)
+            params = as_float64(init_params(model))
+            results.append(
+                epoch_fn(params, optimizer.init(params), images, labels, jax.random.key(0), 0)
+            )
+        assert_trees_close(results[0], results[1])
 
 
 def test_make_optimizer() -> None:
@@ -366,42 +396,45 @@ def train_shapes(
     return params, evaluate(model, params, test).accuracy
 
 
+# Accuracy bounds that hold on any CPU. Another CPU's float rounding sends training down
+# another trajectory, much as another seed does, so each bound sits below the worst of ten
+# seeds measured by `python scripts/accuracy_seeds.py` (docs/accuracy_seeds.json), by a margin.
+ARTICLE_BOUND = 0.95
+"""SGD lr 0.25, 20 epochs: seeds 0-9 end at 97.38-100% (0-21 of 800 wrong); this allows 40.
+The learning rate is on the edge of stability (loss spikes, dead filters), so this guards
+against collapse (a dead network sits at 50%), not the last percent."""
+GENTLE_BOUND = 0.985
+"""SGD lr 0.1, 30 epochs: seeds 0-9 end at 99.50-100% (0-4 of 800 wrong); this allows 12."""
+
+
 def test_article_settings_train_the_shapes_cnn(shapes: tuple[Data, Data]) -> None:
-    # The article's SGD lr 0.25 / 20 epochs: seed 0 ends at 99.62% on the development
-    # machine, but the final epoch is noisy at this learning rate (97.4-100% over seeds,
-    # docs/benchmarks.md), and a CPU with other rounding follows another trajectory; so
-    # the bound here is the one every measured seed meets.
     _, accuracy = train_shapes(shapes, seed=0)
-    assert accuracy >= 0.97
+    assert accuracy >= ARTICLE_BOUND
 
 
-def test_gentler_lr_reaches_99_5_percent(shapes: tuple[Data, Data]) -> None:
+def test_gentler_lr_reaches_98_5_percent(shapes: tuple[Data, Data]) -> None:
     _, accuracy = train_shapes(shapes, seed=0, lr=0.1, epochs=30)
-    assert accuracy >= 0.995
+    assert accuracy >= GENTLE_BOUND
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("conv", ["lax", "sliding"])
 def test_article_settings_never_collapse_over_five_seeds(conv: str) -> None:
-    # SGD at lr 0.25 is on the edge of stability for this model: the loss spikes now
-    # and then, and after 20 epochs seeds 0-4 end between 97.4% and 100% (measured in
-    # docs/benchmarks.md, "Shapes training"), not all >= 99.5%. This guards against
-    # collapse (a dead network sits at 50%); the lr 0.1 test below checks 99.5%.
     accuracies = [train_shapes(make_shapes(seed=s), seed=s, conv=conv)[1] for s in range(5)]
-    assert min(accuracies) >= 0.95
+    assert min(accuracies) >= ARTICLE_BOUND
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("conv", ["lax", "sliding"])
 @pytest.mark.parametrize("seed", range(5))
-def test_lr_0_1_for_30_epochs_reaches_99_5_percent_for_every_seed(seed: int, conv: str) -> None:
+def test_lr_0_1_for_30_epochs_reaches_98_5_percent_for_every_seed(seed: int, conv: str) -> None:
     data = make_shapes(seed=seed)
     _, accuracy = train_shapes(data, seed=seed, conv=conv, lr=0.1, epochs=30)
-    assert accuracy >= 0.995
+    assert accuracy >= GENTLE_BOUND
 
 
 def test_manual_grads_train_like_autodiff(small: Data, shapes: tuple[Data, Data]) -> None:
-    # Needs jaxcnn.manual.with_manual_grads (the manual-gradients branch).
+    # Different programs (custom VJPs vs JAX's derivation): float64 within FLOAT64_RTOL.
     model = MODEL
     common = {
         "optimizer": SGD,
@@ -410,9 +443,12 @@ def test_manual_grads_train_like_autodiff(small: Data, shapes: tuple[Data, Data]
         "key": jax.random.key(2),
         "progress": False,
     }
-    auto, _ = fit(model, init_params(model), small, grads="autodiff", **common)
-    manual, _ = fit(model, init_params(model), small, grads="manual", **common)
-    for got, want in zip(jax.tree.leaves(manual), jax.tree.leaves(auto), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    with jax.enable_x64(True):
+        params = as_float64(init_params(model))
+        data = (np.asarray(small[0], np.float64), small[1])
+        auto, _ = fit(model, params, data, grads="autodiff", **common)
+        manual, _ = fit(model, params, data, grads="manual", **common)
+        assert_trees_close(manual, auto)
+    # The article's settings on the hand-written gradients (seeds 0-9: 97.38-100%).
     _, accuracy = train_shapes(shapes, seed=0, grads="manual")
-    assert accuracy >= 0.995
+    assert accuracy >= ARTICLE_BOUND

@@ -2,8 +2,8 @@
 
 The ops in :mod:`jaxcnn.ops` are checked in forward and reverse mode, to first
 order in the default run and to second order in the slow one (conv and
-max-pool, whose ``custom_vjp`` is reverse-only, in reverse mode; their plain
-references of :mod:`tests.reference` in both); the
+max-pool, whose ``custom_vjp`` is reverse-only, in reverse mode; the library's
+plain ``ops.reference_conv2d`` / ``ops.reference_max_pool2d`` in both); the
 :mod:`jaxcnn.manual` twins (whose reverse rule is the hand-written formula)
 in reverse mode, likewise; their second order differentiates through the
 manual backward formulas themselves. Inputs are spread apart (no ties, no

@@ -32,11 +32,17 @@ def train_and_test(name: str, epochs: int, seed: int = 0, precision: str = "floa
     return train.evaluate(model, params, test_data).accuracy
 
 
-def test_mnist_cnn_one_epoch_reaches_98_percent() -> None:
-    assert train_and_test("mnist-cnn", epochs=1) >= 0.98
+# Bounds below the spread over seeds (another CPU's rounding gives another trajectory, as
+# another seed does), measured by `python scripts/accuracy_seeds.py` (docs/accuracy_seeds.json).
+
+
+def test_mnist_cnn_one_epoch_reaches_97_percent() -> None:
+    # Seeds 0-4: 97.91-98.47% after one epoch (the article's ~99% takes five).
+    assert train_and_test("mnist-cnn", epochs=1) >= 0.97
 
 
 def test_mnist_dense_reaches_97_percent() -> None:
+    # Seeds 0-4: 97.68-97.79% after ten epochs.
     assert train_and_test("mnist-dense", epochs=10) >= 0.97
 
 

@@ -175,8 +175,9 @@ def test_3200_samples_batch_30_compile_once_and_count_every_sample(
         full = evaluate(model, params, train)
     for loss, accuracy in zip(history["train_loss"], history["train_accuracy"], strict=True):
         np.testing.assert_allclose(loss, full.loss, rtol=FLOAT64_RTOL)
-        assert accuracy == pytest.approx(full.accuracy, abs=1e-12)
-        assert round(accuracy * 3200) == pytest.approx(accuracy * 3200, abs=1e-9)
+        # Accuracies are float32 hit counts over 3200: a whole count, to float32 rounding.
+        assert accuracy == pytest.approx(full.accuracy, abs=1e-6)
+        assert round(accuracy * 3200) == pytest.approx(accuracy * 3200, abs=1e-3)
 
 
 def test_same_seed_is_bit_identical_and_another_key_is_not(small: Data) -> None:

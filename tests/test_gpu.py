@@ -23,7 +23,7 @@ from jaxcnn import manual, models, ops, train
 from jaxcnn.data import make_shapes
 from tests import oracle
 from tests.cli.test_compile_cache import ENV, _run
-from tests.reference import plain_autodiff
+from tests.reference import plain_model
 
 pytestmark = [
     pytest.mark.gpu,
@@ -78,10 +78,10 @@ def test_manual_gradients_match_jax_grad_on_the_gpu(name: str) -> None:
     loss = models.loss_fn(model, "test")
     manual_grads = manual.model_grads(model, params, images, labels)
     auto = jax.grad(lambda p: loss(model.apply(p, images), labels))(params)
-    plain = plain_autodiff(model)
+    plain = plain_model(model)
     with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
         images64, labels64 = jnp.asarray(raw_images, jnp.float64), jnp.asarray(raw_labels)
-        exact = jax.grad(lambda p: loss(plain.apply(p, images64), labels64))(
+        exact = jax.grad(lambda p: loss(plain(p, images64), labels64))(
             jax.tree.map(lambda a: jnp.asarray(np.asarray(a), jnp.float64), params)
         )
     for grads in (manual_grads, auto):

@@ -1,7 +1,7 @@
 """``manual.input_gradient``: d class score / d image by the chained manual formulas.
 
 References: ``jax.grad`` with respect to the input of the plain-autodiff model
-(:func:`tests.reference.plain_autodiff`: conv and max-pool as JAX
+(:func:`tests.reference.plain_model`: conv and max-pool as JAX
 differentiates ``lax`` itself, no custom VJP), and ``jax.grad`` of the model
 as built, both in float64.
 """
@@ -18,7 +18,7 @@ import pytest
 
 from jaxcnn import manual
 from tests.manual.test_manual_model import MODELS, setup
-from tests.reference import plain_autodiff
+from tests.reference import plain_model
 
 TOL = 1e-10
 
@@ -53,11 +53,11 @@ def predicted(logits: jax.Array) -> jax.Array:
 def test_input_gradient_equals_jax_grad_of_the_plain_lax_forward(name: str) -> None:
     with jax.enable_x64(True):
         model, params, x, _, _ = setup(name, n=3, seed=4)
-        plain = plain_autodiff(model)
-        logits = plain.apply(params, x)
+        plain = plain_model(model)
+        logits = plain(params, x)
         classes = max(2, logits.shape[1])
         for target in (predicted(logits), (predicted(logits) + 1) % classes):
-            want = reference(plain.apply, params, x, target)
+            want = reference(plain, params, x, target)
             got = input_gradient(model, params, x, target=target)
             assert got.shape == x.shape
             assert got.dtype == jnp.float64
@@ -65,7 +65,7 @@ def test_input_gradient_equals_jax_grad_of_the_plain_lax_forward(name: str) -> N
             assert float(jnp.max(jnp.abs(want))) > 1e-3  # a gradient worth comparing
         # The default target is the predicted class.
         default = input_gradient(model, params, x)
-        want = reference(plain.apply, params, x, predicted(logits))
+        want = reference(plain, params, x, predicted(logits))
         np.testing.assert_allclose(default, want, rtol=TOL, atol=TOL)
         # jax.grad through the model as built (the ops' custom VJPs) agrees too.
         built = reference(model.apply, params, x, predicted(logits))

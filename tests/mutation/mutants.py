@@ -179,8 +179,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "max-pool-vjp-window-column-major",
         "jaxcnn/ops/_pool_backward.py",
-        "pixels = jnp.transpose(tiles, (0, 1, 3, 5, 2, 4)).reshape(n, out_h, out_w, c, kh * kw)",
-        "pixels = jnp.transpose(tiles, (0, 1, 3, 5, 4, 2)).reshape(n, out_h, out_w, c, kh * kw)",
+        "return jnp.transpose(tiles, (0, 1, 3, 5, 2, 4)).reshape(n, out_h, out_w, c, kh * kw)",
+        "return jnp.transpose(tiles, (0, 1, 3, 5, 4, 2)).reshape(n, out_h, out_w, c, kh * kw)",
         "tiled windows laid out column-major when finding the winner (routing reads row-major)",
     ),
     Mutant(

@@ -143,7 +143,8 @@ def test_short_last_batch_is_the_mean_over_its_real_samples(small: Data) -> None
             key=key,
             progress=False,
         )
-        assert compiles_of(_epoch.train_epoch) == compiled_before + 1
+        # Both epochs run one program (none compiled if an earlier test already did).
+        assert compiles_of(_epoch.train_epoch) - compiled_before <= 1
         expected = article_loop(model, params, data, lr=0.25, bs=32, key=key)
         assert_trees_close(trained, expected)
     assert len(history["train_loss"]) == 2
@@ -171,7 +172,8 @@ def test_3200_samples_batch_30_compile_once_and_count_every_sample(
             key=jax.random.key(0),
             progress=False,
         )
-        assert compiles_of(_epoch.train_epoch) == compiled_before + 1
+        # Both epochs run one program (none compiled if an earlier test already did).
+        assert compiles_of(_epoch.train_epoch) - compiled_before <= 1
         full = evaluate(model, params, train)
     for loss, accuracy in zip(history["train_loss"], history["train_accuracy"], strict=True):
         np.testing.assert_allclose(loss, full.loss, rtol=FLOAT64_RTOL)

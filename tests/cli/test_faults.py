@@ -86,7 +86,11 @@ def test_a_second_run_is_refused_and_a_signal_stops_the_first_cleanly(
     out = tmp_path / "run"
     first = start(["train", "shapes", "--epochs", "1000000", "--out", str(out), "--quiet"])
     try:
-        wait_for((out / "checkpoint.npz").exists, first)
+        # Both files of epoch 1: a signal between the checkpoint's write and the first
+        # history's would leave no history.json to read below.
+        wait_for(
+            lambda: (out / "checkpoint.npz").exists() and (out / "history.json").exists(), first
+        )
         holder = rf"\(pid {first.pid} on host {socket.gethostname()} since [-0-9T:+]+\)"
         for extra in ([], ["--resume"], ["--overwrite"]):
             result = run(["train", "shapes", "--out", str(out), "--epochs", "2", *extra], capsys)

@@ -11,6 +11,7 @@ arrays ``make_shapes`` draws; bad arguments exit 2.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import statistics
@@ -25,6 +26,8 @@ from benchmarks.__main__ import main
 from benchmarks._report import BEGIN, END, summarise, targets, write_markdown
 from jaxcnn import models, train
 from jaxcnn.data import make_shapes
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -141,6 +144,26 @@ def test_the_markdown_block_is_replaced_and_the_rest_kept(
     assert text.startswith("# Benchmarks\n\nhand-written intro")
     assert text.rstrip().endswith("notes")
     assert text.count(BEGIN) == 1
+
+
+def test_the_pytorch_script_uses_jaxcnns_default_settings() -> None:
+    """Read from the script's text: the check needs no torch."""
+    tree = ast.parse((ROOT / "benchmarks" / "torch_plain.py").read_text())
+    (settings,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "SETTINGS" for t in node.targets)
+    ]
+    for model, (name, lr, batch_size, epochs, schedule) in ast.literal_eval(settings).items():
+        defaults = train.MODEL_DEFAULTS[model]
+        assert (name, lr, batch_size, epochs) == (
+            defaults.optimizer,
+            defaults.lr,
+            defaults.batch_size,
+            defaults.epochs,
+        ), model
+        assert schedule == defaults.schedule, model
 
 
 def test_the_pytorch_script_trains_on_the_arrays_make_shapes_draws() -> None:

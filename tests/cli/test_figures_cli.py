@@ -190,8 +190,11 @@ def test_mnist_cnn_run_shows_six_of_its_filters_on_two_digits(
 
 
 def test_dense_run_skips_the_filter_figure_with_a_note(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    digits = make_shapes(5, seed=0)[0]  # stand-ins for the saliency figure: no MNIST cache
+    labels = np.array([7, 7, 2, 1, 0, 4, 1, 4], np.int32)
+    monkeypatch.setattr(figures, "load_mnist", lambda: ((None, None), (digits[0], labels)))
     run_dir = saved_run(tmp_path / "run", "mnist-dense")
     out = tmp_path / "figures"
     code, stdout, _ = run(["figures", "--run", str(run_dir), "--out", str(out)], capsys)

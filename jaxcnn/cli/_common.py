@@ -49,53 +49,35 @@ def check_writable(out: Path, what: str = "the run directory") -> None:
         raise UsageError(f"cannot write to {what} {out}: {err.strerror or err}") from None
 
 
-def positive(kind: type) -> Callable[[str], Any]:
-    """argparse type: an int >= 1 or a finite float > 0."""
-    wanted = "an integer >= 1" if kind is int else "a finite number > 0"
+def number(kind: type, wanted: str, ok: Callable[[Any], bool]) -> Callable[[str], Any]:
+    """argparse type: ``kind(text)`` for which ``ok`` holds; else ``must be {wanted}``."""
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
-        if not (value > 0 and math.isfinite(value)):
+        if not ok(value):
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
         return value
 
     return parse
 
 
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite float >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
+def positive(kind: type) -> Callable[[str], Any]:
+    """argparse type: an int >= 1 or a finite float > 0."""
+    wanted = "an integer >= 1" if kind is int else "a finite number > 0"
+    return number(kind, wanted, lambda value: value > 0 and math.isfinite(value))
 
 
-def fraction(text: str) -> float:
-    """argparse type: a number in [0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:  # also rejects nan
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an int >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
+non_negative_float = number(
+    float, "a finite number >= 0", lambda value: math.isfinite(value) and value >= 0
+)
+"""argparse type: a finite float >= 0."""
+fraction = number(float, "a number in [0, 1)", lambda value: 0 <= value < 1)  # rejects nan
+"""argparse type: a number in [0, 1)."""
+non_negative_int = number(int, "an integer >= 0", lambda value: value >= 0)
+"""argparse type: an int >= 0."""
 
 
 def device_count(text: str) -> int:

@@ -45,7 +45,6 @@ from jaxcnn.layers import Layer, Params
 from jaxcnn.train import _dataset, _epoch, _sharding
 from jaxcnn.train._epoch import EpochFn, EpochSpec, Metrics
 from jaxcnn.train._loss import Loss, resolve_loss
-from jaxcnn.train._precision import check_precision
 from jaxcnn.train._xla_options import EPOCH_COMPILER_OPTIONS
 
 
@@ -221,16 +220,15 @@ def fed_epoch_fn(
     ``params`` and ``opt_state`` are replicated over ``mesh`` (donated);
     returns replicated ``(params, opt_state, Metrics)``.
     """
-    grads = _epoch.check_grads("fit", grads)
-    spec = EpochSpec(
-        model=model,
+    spec = _sharding.mesh_epoch_spec(
+        model,
+        optimizer,
+        batch_size=batch_size,
         grads=grads,
-        loss=resolve_loss("fit", model, loss, grads),
-        optimizer=optimizer,
-        batch_size=_sharding.check_batch_size("fit", batch_size, mesh),
         unroll=unroll,
-        batch_sharding=_sharding.batch_sharding(mesh),
-        precision=check_precision("fit", precision),
+        mesh=mesh,
+        loss=loss,
+        precision=precision,
     )
     return functools.partial(_train_epoch, spec, mesh)
 

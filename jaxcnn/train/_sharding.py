@@ -38,6 +38,7 @@ from jaxcnn.layers import Layer, Params
 from jaxcnn.train import _epoch
 from jaxcnn.train._epoch import EpochFn, EpochSpec, Metrics
 from jaxcnn.train._loss import Loss, resolve_loss
+from jaxcnn.train._precision import check_precision
 from jaxcnn.train._xla_options import EPOCH_COMPILER_OPTIONS
 
 BATCH_AXIS = "batch"
@@ -150,8 +151,38 @@ def sharded_epoch_fn(
     input and output replicated and each step's batch sharded. One compiled
     function per mesh and :class:`EpochSpec`, shared by repeated calls.
     """
+    spec = mesh_epoch_spec(
+        model,
+        optimizer,
+        batch_size=batch_size,
+        grads=grads,
+        unroll=unroll,
+        mesh=mesh,
+        loss=loss,
+        precision=precision,
+    )
+    return functools.partial(_jitted_epoch(mesh), spec)
+
+
+def mesh_epoch_spec(
+    model: Layer,
+    optimizer: Any,
+    *,
+    batch_size: int,
+    grads: str,
+    unroll: int,
+    mesh: Mesh,
+    loss: Loss = None,
+    precision: str = "float32",
+) -> EpochSpec:
+    """The checked :class:`EpochSpec` of an epoch whose batches are split over ``mesh``.
+
+    Shared by the single-process sharded epoch and the multi-process fed one
+    (:mod:`jaxcnn.train._feed`): equal arguments give equal specs, hence one
+    compiled program.
+    """
     grads = _epoch.check_grads("fit", grads)
-    spec = EpochSpec(
+    return EpochSpec(
         model=model,
         grads=grads,
         loss=resolve_loss("fit", model, loss, grads),
@@ -159,9 +190,8 @@ def sharded_epoch_fn(
         batch_size=check_batch_size("fit", batch_size, mesh),
         unroll=unroll,
         batch_sharding=batch_sharding(mesh),
-        precision=precision,
+        precision=check_precision("fit", precision),
     )
-    return functools.partial(_jitted_epoch(mesh), spec)
 
 
 @functools.cache

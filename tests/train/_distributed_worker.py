@@ -23,7 +23,14 @@ import numpy as np
 from jaxcnn import models
 from jaxcnn.data import make_shapes
 from jaxcnn.train import EpochEnd, _feed, _sharding, evaluate, fit, init_distributed, make_optimizer
-from tests.train._parallel_worker import COLLECTIVES, flat, init_params, small_data, to_float64
+from tests.train._parallel_worker import (
+    COLLECTIVES,
+    fit_three_epochs,
+    init_params,
+    save_arrays,
+    small_data,
+    to_float64,
+)
 
 TIMEOUT = 30  # seconds: heartbeat / connection timeout of these short runs
 
@@ -36,26 +43,11 @@ def join() -> None:
 
 def train_small(out: Path, name: str, model: Any, optimizer: Any, data: Any) -> dict[str, Any]:
     """3 float64 epochs over every device; final params and last opt_state to ``name.pI.npz``."""
-    ends: list[EpochEnd] = []
-    train, test = to_float64(data)
-    params = to_float64(init_params(model, jax.random.key(0)))
-    params, history = fit(
-        model,
-        params,
-        train,
-        optimizer=optimizer,
-        epochs=3,
-        batch_size=32,
-        key=jax.random.key(1),
-        val=test,
-        progress=False,
-        on_epoch=ends.append,
-        devices=jax.device_count(),
-    )
-    arrays = {f"params{k}": v for k, v in flat(params).items()}
-    arrays |= {f"opt_state{k}": v for k, v in flat(ends[-1].opt_state).items()}
-    np.savez(out / f"{name}.p{jax.process_index()}.npz", allow_pickle=False, **arrays)
-    metrics = evaluate(model, params, test, batch_size=7, devices=jax.device_count())
+    devices = jax.device_count()
+    params, history, ends = fit_three_epochs(model, optimizer, data, float64=True, devices=devices)
+    save_arrays(out / f"{name}.p{jax.process_index()}.npz", params, ends[-1])
+    test = to_float64(data)[1]
+    metrics = evaluate(model, params, test, batch_size=7, devices=devices)
     return {"history": history, "evaluate": metrics._asdict()}
 
 

@@ -75,17 +75,11 @@ def to_float64(tree: Any) -> Any:
     )
 
 
-def run_fit(
-    out: Path,
-    name: str,
-    model: Layer,
-    optimizer: Any,
-    data: Any,
-    *,
-    float64: bool = False,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    """``fit`` 3 epochs; save final params and the last ``on_epoch`` opt_state to ``name.npz``."""
+def fit_three_epochs(
+    model: Layer, optimizer: Any, data: Any, *, float64: bool = False, **kwargs: Any
+) -> tuple[Any, Any, list[EpochEnd]]:
+    """``fit`` 3 epochs, batch 32, from init key 0 and order key 1, validating on the test
+    split: ``(params, history, every EpochEnd)``. ``kwargs`` go to ``fit``."""
     ends: list[EpochEnd] = []
     params = init_params(model, jax.random.key(0))
     if float64:
@@ -104,10 +98,31 @@ def run_fit(
         on_epoch=ends.append,
         **kwargs,
     )
+    return params, history, ends
+
+
+def save_arrays(path: Path, params: Any, last: EpochEnd, *, host_params: bool = False) -> None:
+    """Final ``params`` and the last epoch's opt_state (and params, with ``host_params``)."""
     arrays = {f"params{k}": v for k, v in flat(params).items()}
-    arrays |= {f"opt_state{k}": v for k, v in flat(ends[-1].opt_state).items()}
-    arrays |= {f"host_params{k}": v for k, v in flat(ends[-1].params).items()}
-    np.savez(out / f"{name}.npz", allow_pickle=False, **arrays)
+    arrays |= {f"opt_state{k}": v for k, v in flat(last.opt_state).items()}
+    if host_params:
+        arrays |= {f"host_params{k}": v for k, v in flat(last.params).items()}
+    np.savez(path, allow_pickle=False, **arrays)
+
+
+def run_fit(
+    out: Path,
+    name: str,
+    model: Layer,
+    optimizer: Any,
+    data: Any,
+    *,
+    float64: bool = False,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """``fit`` 3 epochs; save final params and the last ``on_epoch`` opt_state to ``name.npz``."""
+    params, history, ends = fit_three_epochs(model, optimizer, data, float64=float64, **kwargs)
+    save_arrays(out / f"{name}.npz", params, ends[-1], host_params=True)
     if name == "shapes_all":  # a checkpoint from the sharded run, for loading on one device
         config = TrainConfig(model="shapes", lr=0.25, batch_size=32, epochs=3)
         last = ends[-1]

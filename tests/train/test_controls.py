@@ -263,7 +263,9 @@ def test_best_epoch_rejects_bad_arguments(history: dict, monitor: str, match: st
 # ------------------------------------------------------------------ fit
 
 
-def small_fit(data: tuple[Data, Data], **kwargs: Any) -> FitResult:
+def small_fit(data: tuple[Data, Data], params: Any = None, **kwargs: Any) -> FitResult:
+    """``fit`` of MODEL (from ``init_params()`` unless ``params``): Adam 0.01, 30 epochs,
+    batch 16, key 1, validating on ``data[1]``; ``kwargs`` override or add."""
     train, test = data
     args: dict[str, Any] = {
         "optimizer": make_optimizer("adam", 0.01),
@@ -273,7 +275,7 @@ def small_fit(data: tuple[Data, Data], **kwargs: Any) -> FitResult:
         "progress": False,
         "val": test,
     }
-    return fit(MODEL, init_params(), train, **(args | kwargs))
+    return fit(MODEL, init_params() if params is None else params, train, **(args | kwargs))
 
 
 def test_patience_stops_at_the_first_epoch_should_stop_names(small: tuple[Data, Data]) -> None:
@@ -314,19 +316,13 @@ def test_fit_result_unpacks_and_carries_the_optimizer_state(small: tuple[Data, D
         np.testing.assert_array_equal(np.asarray(got), want)
     # Continuing from the result's state is the uninterrupted run, bit for bit.
     head = small_fit(small, epochs=2)
-    tail = fit(
-        MODEL,
+    tail = small_fit(
+        small,
         head.params,
-        small[0],
-        optimizer=make_optimizer("adam", 0.01),
         epochs=4,
-        batch_size=16,
-        key=jax.random.key(1),
-        val=small[1],
         opt_state=head.opt_state,
         start_epoch=2,
         history=head.history,
-        progress=False,
     )
     for got, want in zip(jax.tree.leaves(tail.params), jax.tree.leaves(params), strict=True):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
@@ -351,19 +347,12 @@ def test_a_stopped_run_resumed_stays_stopped(small: tuple[Data, Data]) -> None:
     ends: list[EpochEnd] = []
     result = small_fit(small, patience=1, monitor="val_accuracy", on_epoch=ends.append)
     last = ends[-1]
-    resumed = fit(
-        MODEL,
+    resumed = small_fit(
+        small,
         last.params,
-        small[0],
-        optimizer=make_optimizer("adam", 0.01),
-        epochs=30,
-        batch_size=16,
-        key=jax.random.key(1),
-        val=small[1],
         opt_state=last.opt_state,
         start_epoch=last.epoch,
         history=last.history,
-        progress=False,
         patience=1,
         monitor="val_accuracy",
     )

@@ -3,10 +3,11 @@
 No speed is asserted against PyTorch here (that would be a flaky test; the
 numbers are in docs/benchmarks.md). What is asserted: a quick run starts every
 kind of process and reads back its epoch times, end-to-end time, accuracy and
-memory; the harness's ``fit`` epoch time agrees with ``fit`` called here within
-10%; ratios are taken per round and targets compare the right rows; the
-Markdown block is replaced in place; the PyTorch script trains on the very
-arrays ``make_shapes`` draws; bad arguments exit 2.
+memory; the harness's ``jax`` rows run ``jaxcnn.train.fit`` (traced in the
+child) and report ``fit``'s own epoch seconds; ratios are taken per round and
+targets compare the right rows; the Markdown block is replaced in place; the
+PyTorch script trains on the very arrays ``make_shapes`` draws; bad arguments
+exit 2. No test here compares two wall-clock times.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import jax
 import pytest
 
 from benchmarks import _runs
 from benchmarks.__main__ import main
 from benchmarks._report import BEGIN, END, summarise, targets, write_markdown
-from jaxcnn import models, train
+from jaxcnn import train
 from jaxcnn.data import make_shapes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,45 +60,39 @@ def test_a_quick_run_times_every_kind_of_process(
     assert "--quick" in page.read_text()
 
 
-def _fit_here(epochs: int) -> list[float]:
-    """``fit`` on the shapes training split with the CLI's defaults, called in this process."""
-    (images, labels), _ = make_shapes(seed=0)
-    model = models.get_model("shapes")
-    init_key, order_key = jax.random.split(jax.random.key(0))
-    seconds: list[float] = []
-    train.fit(
-        model,
-        models.init_params(model, init_key),
-        (images, labels),
-        optimizer=train.make_optimizer("sgd", 0.25),
-        epochs=epochs,
-        batch_size=32,
-        key=order_key,
-        progress=False,
-        on_epoch=lambda end: seconds.append(end.seconds),
-    )
-    return seconds[1:]
+def _traced(planned: _runs.Run, record: Path) -> _runs.Run:
+    """``planned`` run under tests/benchmarks/_traced_child.py, which records ``fit``'s calls."""
+    python, dash_m, module, *args = planned.command
+    assert dash_m == "-m", planned.command
+    command = [python, "-m", "tests.benchmarks._traced_child", str(record), "-m", module, *args]
+    return planned._replace(command=command)
 
 
-def test_the_harness_times_fit_within_10_percent(tmp_path: Path) -> None:
-    """The harness's epoch time is fit's: interleaved runs, fastest epoch of each.
+@pytest.mark.parametrize("kind", ["jax fit", "jax cli"])
+def test_the_jax_rows_run_fit_and_report_its_own_epoch_seconds(tmp_path: Path, kind: str) -> None:
+    """By construction, not by the clock: the child runs ``jaxcnn.train.fit`` once.
 
-    The minimum over many epochs is the least disturbed by other processes;
-    interleaving short stretches of each (three of each, eight epochs apiece)
-    puts both under the same load. It passed at load 8-9; a single
-    pair of stretches once differed 4x at load 19 (one side's stretch fell in
-    a burst), which three pairs make unlikely.
+    ``jax fit`` reports, as its epoch times, exactly the ``EpochEnd.seconds``
+    that ``fit`` passed to ``on_epoch``; ``jax cli`` is the ``jaxcnn`` command,
+    which trains through the same ``fit``. (Comparing the harness's epoch
+    time with ``fit`` timed in this process was a benchmark posing as a test:
+    the two processes' speeds differ by CPU, load and history; the harness
+    reports that ratio instead, see docs/benchmarks.md.)
     """
-    (planned,) = _runs.plan("shapes", 8, tmp_path, ("jax fit",))
-    harness: list[float] = []
-    here: list[float] = []
-    for _ in range(3):
-        row = _runs.execute(planned, timeout=600)
-        assert "error" not in row, row
-        harness += row["epoch_seconds"][1:]
-        here += _fit_here(8)
-    ratio = min(harness) / min(here)
-    assert 0.9 <= ratio <= 1.1, (ratio, sorted(harness)[:3], sorted(here)[:3])
+    (planned,) = _runs.plan("shapes", 3, tmp_path, (kind,))
+    record = tmp_path / "trace.json"
+    row = _runs.execute(_traced(planned, record), timeout=600)
+    assert "error" not in row, row
+    trace = json.loads(record.read_text())
+    expected_module = "benchmarks._fit_child" if kind == "jax fit" else "jaxcnn"
+    assert trace["module"] == expected_module
+    (call,) = trace["fit_calls"]
+    assert call["epochs"] == 3
+    assert len(call["epoch_seconds"]) == 3
+    if kind == "jax fit":
+        assert row["epoch_seconds"] == call["epoch_seconds"]
+    else:
+        assert 0.5 <= row["test_accuracy"] <= 1
 
 
 def _row(model: str, kind: str, **values: Any) -> dict[str, Any]:

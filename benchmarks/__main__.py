@@ -29,7 +29,15 @@ from typing import Any
 from benchmarks import _report, _runs
 
 MODELS = ("shapes", "mnist-cnn")
-KINDS = ("jax fit", "jax fit bf16", "jax cli", "jax cli (cached)", "torch", "torch.compile")
+KINDS = (
+    "jax fit",
+    "jax fit (2nd call)",
+    "jax fit bf16",
+    "jax cli",
+    "jax cli (cached)",
+    "torch",
+    "torch.compile",
+)
 TORCH_KINDS = ("torch", "torch.compile")
 
 
@@ -100,6 +108,7 @@ def run(opts: dict[str, Any], timeout: float, say: Callable[[str], None]) -> dic
     results["rounds"] = rounds
     results["summary"] = _report.summarise(rounds)
     results["targets"] = _report.targets(rounds)
+    results["comparisons"] = _report.comparisons(rounds)
     return results
 
 

@@ -92,6 +92,29 @@ def targets(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return rows
 
 
+COMPARISONS = (("jax fit", "jax fit (2nd call)"),)
+"""Pairs of runs whose per-round ratio of steady img/s is reported, with no goal.
+
+``jax fit`` / ``jax fit (2nd call)``: the harness's fresh process against
+``fit`` called again in a process that has already trained, the situation of
+``fit`` called directly from a test session or a notebook (see
+docs/benchmarks.md, "The harness against fit called directly").
+"""
+
+
+def comparisons(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """For each model and pair of :data:`COMPARISONS`, the per-round steady ratio."""
+    models = list(dict.fromkeys(r["model"] for rows in rounds for r in rows))
+    found = []
+    for model in models:
+        for ours, theirs in COMPARISONS:
+            ratio = _ratio(rounds, model, ours, theirs, "steady")
+            if ratio is not None:
+                found.append({"comparison": f"{model}: steady img/s, {ours} / {theirs}",
+                              "measured": ratio})  # fmt: skip
+    return found
+
+
 def _target(name: str, ratio: dict[str, Any] | None, goal: float) -> dict[str, Any]:
     met = None if ratio is None else ratio["median"] >= goal
     return {"target": name, "measured": ratio, "goal": goal, "met": met}
@@ -138,11 +161,13 @@ def _fmt(spread: dict[str, Any] | None, pattern: str, scale: float = 1.0) -> str
 
 
 def tables(results: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
-    """The targets table and the runs table (header first), as cells."""
+    """The targets table (then the comparisons) and the runs table (header first), as cells."""
     goals = [["target", "measured (median, range)", "goal", "met"]]
     for row in results["targets"]:
         met = {True: "yes", False: "NO", None: "not measured"}[row["met"]]
         goals.append([row["target"], _fmt(row["measured"], "{:.2f}x"), f">= {row['goal']:g}x", met])
+    for row in results.get("comparisons", []):
+        goals.append([row["comparison"], _fmt(row["measured"], "{:.2f}x"), "(reported)", "-"])
     runs = [
         ["model", "run", "steady img/s", "first epoch s", "end to end s", "test acc", "peak MiB"]
     ]

@@ -2,6 +2,7 @@
 
 ======================  ===================================================================
 ``jax fit``             ``fit`` on the training split, no ``val`` (``benchmarks._fit_child``)
+``jax fit (2nd call)``  the same child calling ``fit`` twice; the second call's epochs
 ``jax fit bf16``        the same with ``precision="bf16"`` (``--bf16``)
 ``jax cli``             ``python -m jaxcnn train MODEL --quiet``, a new compile cache
 ``jax cli (cached)``    the same command again, with the cache the previous one wrote
@@ -63,6 +64,13 @@ def plan(model: str, epochs: int | None, folder: Path, kinds: tuple[str, ...]) -
     cached = {"JAXCNN_COMPILE_CACHE": str(cache)}
     runs = {
         "jax fit": Run("jax fit", model, fit, {"JAXCNN_COMPILE_CACHE": "off"}, None),
+        "jax fit (2nd call)": Run(
+            "jax fit (2nd call)",
+            model,
+            [*fit, "--calls", "2"],
+            {"JAXCNN_COMPILE_CACHE": "off"},
+            None,
+        ),
         "jax fit bf16": Run("jax fit bf16", model, [*fit, "bf16"], {}, None),
         "jax cli": Run("jax cli", model, cli, cached, None),
         "jax cli (cached)": Run("jax cli (cached)", model, cli, cached, None),

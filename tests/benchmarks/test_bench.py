@@ -23,7 +23,7 @@ import pytest
 
 from benchmarks import _runs
 from benchmarks.__main__ import main
-from benchmarks._report import BEGIN, END, summarise, targets, write_markdown
+from benchmarks._report import BEGIN, END, comparisons, summarise, targets, write_markdown
 from jaxcnn import train
 from jaxcnn.data import make_shapes
 
@@ -40,22 +40,29 @@ def test_a_quick_run_times_every_kind_of_process(
     results = json.loads(out.read_text())
     (rows,) = results["rounds"]
     kinds = [row["kind"] for row in rows]
-    expected = ["jax fit", "jax cli", "jax cli (cached)"] + (["torch"] if HAS_TORCH else [])
+    expected = ["jax fit", "jax fit (2nd call)", "jax cli", "jax cli (cached)"]
+    expected += ["torch"] if HAS_TORCH else []
     assert kinds == expected
     for row in rows:
         assert "error" not in row, row
         assert row["end_to_end_seconds"] > 0
         assert row["peak_rss_mb"] > 50  # a child that imported jax or torch, not the parent
-        if row["kind"] != "jax fit":
+        if not row["kind"].startswith("jax fit"):
             assert 0.5 <= row["test_accuracy"] <= 1  # parsed from the printed line
-    fit, cli, cached = rows[:3]
+    fit, again, cli, cached = rows[:4]
     assert len(fit["epoch_seconds"]) == 3
     assert fit["images"] == 3200
+    assert (fit["calls"], again["calls"]) == (1, 2)
+    assert len(again["epoch_seconds"]) == 3
     assert cli["test_accuracy"] == cached["test_accuracy"]
     by_kind = {row["kind"]: row for row in results["summary"]}
     assert by_kind["jax fit"]["steady"]["median"] > 0
+    (comparison,) = results["comparisons"]
+    assert comparison["comparison"] == "shapes: steady img/s, jax fit / jax fit (2nd call)"
+    assert comparison["measured"]["median"] > 0
     printed = capsys.readouterr().out
     assert "steady img/s" in printed
+    assert "jax fit / jax fit (2nd call)" in printed
     assert BEGIN in page.read_text()
     assert "--quick" in page.read_text()
 
@@ -121,6 +128,7 @@ def test_ratios_are_per_round_and_targets_compare_the_right_rows() -> None:
     assert end_to_end["met"] is True
     assert by_name["mnist-cnn: steady img/s, jax fit / torch"]["met"] is None
     assert by_name["shapes: end-to-end s, torch / jax cli (cached)"]["met"] is None
+    assert comparisons(rounds) == []  # no "jax fit (2nd call)" rows in these rounds
     summary = {(r["model"], r["kind"]): r for r in summarise(rounds)}
     assert summary["shapes", "jax fit"]["steady"]["median"] == pytest.approx(64_000)
     assert summary["mnist-cnn", "jax fit"]["errors"] == ["boom"] * 3
@@ -182,6 +190,19 @@ def test_bad_arguments_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert "error:" in err
     assert "Traceback" not in err
+
+
+def test_the_second_call_comparison_is_a_per_round_ratio() -> None:
+    def round_(first: float, second: float) -> list[Any]:
+        return [
+            _row("shapes", "jax fit", epoch_seconds=[9.0, first], images=100),
+            _row("shapes", "jax fit (2nd call)", epoch_seconds=[0.5, second], images=100),
+        ]
+
+    (row,) = comparisons([round_(0.1, 0.2), round_(0.1, 0.1), round_(0.3, 0.1)])
+    # steady img/s ratio = (100 / first) / (100 / second) = second / first: 2, 1, 1/3
+    assert row["measured"]["median"] == pytest.approx(1.0)
+    assert (row["measured"]["min"], row["measured"]["max"]) == pytest.approx((1 / 3, 2.0))
 
 
 def test_median_of_steady_epochs_skips_the_first() -> None:

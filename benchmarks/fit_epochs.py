@@ -18,6 +18,7 @@ import jax
 
 from jaxcnn import models, train
 from jaxcnn.data import make_shapes
+from jaxcnn.layers import Layer, Params
 
 
 def parse_run(text: str) -> tuple[str, float]:
@@ -28,30 +29,36 @@ def parse_run(text: str) -> tuple[str, float]:
     return name, float(lr)
 
 
+def fit_epoch_seconds(
+    model: Layer, params: Params, name: str, lr: float, epochs: int
+) -> list[float]:
+    """One ``fit`` on the shapes training set; the seconds of each epoch but the first."""
+    (images, labels), _ = make_shapes(seed=0)
+    seconds: list[float] = []
+    train.fit(
+        model,
+        params,
+        (images, labels),
+        optimizer=train.make_optimizer(name, lr),
+        epochs=epochs,
+        batch_size=32,
+        key=jax.random.key(1),
+        progress=False,
+        on_epoch=lambda end: seconds.append(end.seconds),
+    )
+    return seconds[1:]
+
+
 def steady_seconds(
     runs: list[tuple[str, float]], repeats: int, epochs: int
 ) -> dict[str, list[float]]:
     """Epoch seconds (all but each call's first) per ``NAME:LR``, alternated ``repeats`` times."""
-    (images, labels), _ = make_shapes(seed=0)
     model = models.get_model("shapes")
-    init_key, order_key = jax.random.split(jax.random.key(0))
-    params = models.init_params(model, init_key)
+    params = models.init_params(model, jax.random.key(0))
     seconds: dict[str, list[float]] = {f"{name}:{lr}": [] for name, lr in runs}
     for _ in range(repeats):
         for name, lr in runs:
-            epoch: list[float] = []
-            train.fit(
-                model,
-                params,
-                (images, labels),
-                optimizer=train.make_optimizer(name, lr),
-                epochs=epochs,
-                batch_size=32,
-                key=order_key,
-                progress=False,
-                on_epoch=lambda end, epoch=epoch: epoch.append(end.seconds),
-            )
-            seconds[f"{name}:{lr}"] += epoch[1:]
+            seconds[f"{name}:{lr}"] += fit_epoch_seconds(model, params, name, lr, epochs)
     return seconds
 
 

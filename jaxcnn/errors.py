@@ -32,3 +32,10 @@ class StorageError(JaxcnnError, OSError):
 
 class MissingFileError(StorageError, FileNotFoundError):
     """A file or folder jaxcnn needs does not exist; the message says how to get it."""
+
+
+class ImageFileError(InputError):
+    """An image file that cannot be used: missing, unreadable, hostile, truncated or corrupt.
+
+    The message names the file and the cause (raised by ``jaxcnn.data.decode_image``).
+    """

@@ -1,10 +1,17 @@
-"""Data sets: the article's generated shapes, MNIST-format IDX files, ``.npz`` files.
+"""Data sets: the article's generated shapes, MNIST-format IDX files, ``.npz`` files, images.
 
 :func:`load_data`, :func:`mnist_data` and :func:`shapes_data` return
 :class:`Data` ``(train, test, source)``: the :class:`DataSource` says where
 the data came from and pins it by SHA-256 (see docs/models.md).
 """
 
+from jaxcnn.data._image import (
+    COLOR_MODES,
+    IMAGE_FORMATS,
+    IMAGE_SUFFIXES,
+    MAX_PIXELS,
+    decode_image,
+)
 from jaxcnn.data._source import (
     NPZ_KEYS,
     SOURCE_KINDS,
@@ -29,8 +36,13 @@ from jaxcnn.data.mnist import (
     write_idx,
 )
 from jaxcnn.data.shapes import make_shapes
+from jaxcnn.errors import ImageFileError
 
 __all__ = [
+    "COLOR_MODES",
+    "IMAGE_FORMATS",
+    "IMAGE_SUFFIXES",
+    "MAX_PIXELS",
     "MNIST_FILES",
     "NPZ_KEYS",
     "SOURCE_KINDS",
@@ -38,9 +50,11 @@ __all__ = [
     "DataSource",
     "FetchError",
     "FileCheck",
+    "ImageFileError",
     "arrays_sha256",
     "class_count",
     "data_root",
+    "decode_image",
     "default_mnist_dir",
     "fetch_mnist",
     "load_data",

@@ -96,8 +96,9 @@ def float32_logit_bound(model: Any, params: Any, images: Any) -> np.ndarray:
     is the model run on ``|params|`` and ``|images|`` (the plain-lax forward of
     :mod:`tests.reference` in float64; ReLU is then the identity) and ``N``
     bounds the roundings along one path: each layer's fan-in plus its bias
-    (at most its parameter count) and one image's pixels (more than any
-    average-pooling window sums).
+    (``prod(w.shape[:-1]) + 1`` for every weight ``w``, HWIO or ``[n_in, n_out]``)
+    and, if the model averages, one image's pixels per averaging layer (more
+    than any averaging window sums, plus its division).
 
     Args:
       model: a ``serial`` model.
@@ -112,9 +113,20 @@ def float32_logit_bound(model: Any, params: Any, images: Any) -> np.ndarray:
         abs_params = jax.tree.map(lambda a: jnp.abs(jnp.asarray(a, jnp.float64)), params)
         plain = reference.plain_model(model)
         magnitude = np.asarray(plain(abs_params, jnp.asarray(abs_images)))
-    roundings = sum(math.prod(np.shape(a)) for a in jax.tree.leaves(params))
-    roundings += math.prod(abs_images.shape[1:])
+    weights = [
+        leaf
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+        if getattr(path[-1], "key", None) == "w"
+    ]
+    roundings = sum(math.prod(np.shape(w)[:-1]) + 1 for w in weights)
+    roundings += _averaging_layers(model) * (math.prod(abs_images.shape[1:]) + 1)
     return gamma(roundings) * magnitude
+
+
+def _averaging_layers(model: Any) -> int:
+    """How many average-pooling layers ``model`` holds (nested ``serial`` included)."""
+    own = int(model.kind in ("avg_pool", "global_avg_pool"))
+    return own + sum(_averaging_layers(child) for child in model.children)
 
 
 def uncertain_predictions(logits: Any, bound: Any) -> np.ndarray:

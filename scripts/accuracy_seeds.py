@@ -66,6 +66,38 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "epochs": 10,
     },
     "mnist-cnn-1-epoch": {"model": "mnist-cnn", "optimizer": "adam", "lr": 1e-3, "epochs": 1},
+    # The shorter shapes runs that other tests train (their bounds need a spread too):
+    # tests/train/test_precision.py (10 epochs, float32 and bf16), the 4-device and
+    # 2-process runs of tests/train/test_parallel.py and test_distributed.py (15 epochs),
+    # the float64 article run of test_parallel.py (5 epochs) and the 2-epoch CLI run of
+    # the shapes defaults there (Adam 0.01).
+    "gentle-10": {"model": "shapes", "optimizer": "sgd", "lr": 0.1, "epochs": 10},
+    "gentle-10-bf16": {
+        "model": "shapes",
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "epochs": 10,
+        "precision": "bf16",
+    },
+    "gentle-15": {"model": "shapes", "optimizer": "sgd", "lr": 0.1, "epochs": 15},
+    "article-5-float64": {
+        "model": "shapes",
+        "optimizer": "sgd",
+        "lr": 0.25,
+        "epochs": 5,
+        "float64": True,
+    },
+    "defaults-2": {"model": "shapes", "optimizer": "adam", "lr": 0.01, "epochs": 2},
+    # The slow bf16 test of tests/train/test_mnist_training.py compares two runs of one seed
+    # (within 0.3 points after 5 epochs): pair these two settings' runs by seed.
+    "mnist-cnn-5-epochs": {"model": "mnist-cnn", "optimizer": "adam", "lr": 1e-3, "epochs": 5},
+    "mnist-cnn-5-epochs-bf16": {
+        "model": "mnist-cnn",
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "epochs": 5,
+        "precision": "bf16",
+    },
 }
 BATCH = {"shapes": 32, "mnist-dense": 128, "mnist-cnn": 128}
 
@@ -81,10 +113,18 @@ def data(setting: dict[str, Any], seed: int) -> tuple[Any, Any]:
 
 def run(seed: int, setting: dict[str, Any]) -> dict[str, Any]:
     """One training run; its test accuracy, final training loss (and live filters)."""
+    with jax.enable_x64(setting.get("float64", False)):
+        return _run(seed, setting)
+
+
+def _run(seed: int, setting: dict[str, Any]) -> dict[str, Any]:
     (train_x, train_y), test = data(setting, seed)
     model = models.MODELS[setting["model"]]()
     init_key, order_key = jax.random.split(jax.random.key(seed))
     _, params = model.init(init_key, (-1, *models.IMAGE_SHAPE))
+    if setting.get("float64", False):  # data and initial parameters cast, as the tests do
+        params = jax.tree.map(lambda leaf: leaf.astype(np.float64), params)
+        train_x, test = train_x.astype(np.float64), (test[0].astype(np.float64), test[1])
     params, history = train.fit(
         model,
         params,
@@ -95,6 +135,7 @@ def run(seed: int, setting: dict[str, Any]) -> dict[str, Any]:
         key=order_key,
         grads=setting.get("grads", "autodiff"),
         progress=False,
+        precision=setting.get("precision", "float32"),
     )
     accuracy = float(train.evaluate(model, params, test).accuracy)
     result = {

@@ -108,6 +108,8 @@ def test_a_short_training_run_learns_on_the_gpu(precision: str) -> None:
     )
     assert jax.tree.leaves(params)[0].devices().pop().platform == "gpu"
     assert history["train_loss"][-1] < history["train_loss"][0]
+    # Seeds 0-9 on the CPU: float32 97.00-100%, bf16 96.88-99.75% (docs/accuracy_seeds.json,
+    # gentle-10); the GPU rounds otherwise, as another seed differs.
     assert train.evaluate(model, params, test).accuracy >= 0.95
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jaxcnn import kernels
+from tests import rounding
 
 
 def step_image(axis: int) -> jnp.ndarray:
@@ -31,8 +32,13 @@ def test_blur_averages_the_articles_left_edge_patch_to_85() -> None:
 @pytest.mark.parametrize("name", ["blur", "sharpen"])
 def test_flat_regions_are_unchanged(name: str) -> None:
     flat = jnp.full((6, 6), 0.7, jnp.float32)
-    out = kernels.apply_kernel(flat, kernels.CLASSICAL[name], padding="valid")
-    np.testing.assert_allclose(out, np.full((4, 4), 0.7), rtol=1e-6)
+    kernel = kernels.CLASSICAL[name]
+    out = kernels.apply_kernel(flat, kernel, padding="valid")
+    # Sharpen's 5 and -1s cancel: the bound is relative to sum(|terms|), not to 0.7
+    # (9 products of float32 numbers; 0.7 itself differs from float32(0.7) by u).
+    abs_sum = 0.7 * float(np.abs(np.asarray(kernel, np.float64)).sum())
+    bound = rounding.float32_vs_exact(abs_sum, 9)
+    rounding.assert_within(out, np.full((4, 4), 0.7), bound)
 
 
 def test_edge_kernels_respond_only_to_their_orientation() -> None:
@@ -60,7 +66,10 @@ def test_match_pattern_peaks_where_patch_was_cut() -> None:
         response = kernels.match_pattern(image, image[row : row + 3, col : col + 3])
         assert response.shape == (18, 15)
         assert kernels.best_match(response) == (row, col)
-        np.testing.assert_allclose(response[row, col], 1.0, rtol=1e-6)
+        # dot / (|window| |patch|): the dot and both squared norms are float32 sums of 9
+        # positive terms (gamma(9) each), each square root halves its norm's error and
+        # adds u, then one product and one division: within gamma(9 + 9 + 4) of 1.
+        np.testing.assert_allclose(response[row, col], 1.0, rtol=rounding.gamma(22))
 
 
 def test_match_pattern_finds_every_copy_of_an_edge() -> None:
@@ -77,7 +86,8 @@ def test_raw_matching_is_plain_convolution() -> None:
     image = rng.normal(size=(9, 9)).astype(np.float32)
     patch = image[2:5, 3:6]
     raw = kernels.match_pattern(image, patch, normalize=False)
-    np.testing.assert_allclose(raw, kernels.apply_kernel(image, patch, padding="valid"))
+    # match_pattern(normalize=False) is apply_kernel: the same computation, bit for bit.
+    np.testing.assert_array_equal(raw, kernels.apply_kernel(image, patch, padding="valid"))
     np.testing.assert_allclose(raw[2, 3], float(np.sum(patch * patch)), rtol=1e-5)
 
 

@@ -268,7 +268,14 @@ def test_the_reference_model_has_no_custom_vjp() -> None:
     assert "custom_vjp_call" in str(jax.make_jaxpr(model.apply)(params, x))
     plain = reference.plain_model(model)
     assert "custom_vjp_call" not in str(jax.make_jaxpr(plain)(params, x))
-    np.testing.assert_allclose(plain(params, x + 0.5), model.apply(params, x + 0.5), rtol=1e-5)
+    # Two programs (plain lax and jaxcnn's convolutions): float64, where their logits
+    # (sums of up to 9,216 terms) agree to ~1e-12, not float32 with a tolerance found here.
+    with jax.enable_x64(True):
+        params64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        x64 = jnp.full((2, *models.IMAGE_SHAPE), 0.5, jnp.float64)
+        np.testing.assert_allclose(
+            plain(params64, x64), model.apply(params64, x64), rtol=1e-9, atol=1e-12
+        )
 
 
 def test_model_grads_rejects_unknown_layers() -> None:

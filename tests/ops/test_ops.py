@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from jaxcnn import ops
 from jaxcnn.ops import reference_max_pool2d
-from tests import oracle, strategies
+from tests import oracle, rounding, strategies
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
 IMPLS: list[Any] = ["lax", "sliding"]
@@ -42,6 +42,20 @@ def conv_oracle(case: dict[str, Any]) -> np.ndarray:
     return oracle.conv2d(case["x"], case["w"], case["b"], case["stride"], case["padding"])
 
 
+def conv_abs_sum(x: Any, w: Any, b: Any, stride: Any, padding: Any) -> np.ndarray:
+    """``sum(|terms|)`` of every output: the oracle on ``|x|``, ``|w|``, ``|b|``."""
+    abs_b = None if b is None else np.abs(np.asarray(b, np.float64))
+    return oracle.conv2d(
+        np.abs(np.asarray(x, np.float64)), np.abs(np.asarray(w, np.float64)), abs_b, stride, padding
+    )
+
+
+def conv_terms(w: Any, b: Any) -> int:
+    """Terms one output pixel sums: ``kh * kw * C_in`` products, and the bias."""
+    kh, kw, c_in, _ = np.shape(w)
+    return kh * kw * c_in + (b is not None)
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 @given(case=conv_cases())
 @strategies.conv_corners
@@ -57,9 +71,13 @@ def test_conv2d_matches_oracle_float64(impl: Any, case: dict[str, Any]) -> None:
 @settings(max_examples=FLOAT32_EXAMPLES)
 @given(case=conv_cases())
 def test_conv2d_matches_oracle_float32(impl: Any, case: dict[str, Any]) -> None:
+    # float32 sums of up to 64 products in an order that depends on impl, XLA and the CPU:
+    # within the worst-case rounding bound of any summation order (tests/rounding.py).
     got = run_conv(case, impl, jnp.float32)
     assert got.dtype == np.float32
-    np.testing.assert_allclose(got, conv_oracle(case), rtol=1e-5, atol=1e-5)
+    x, w, b, stride, padding = (case[k] for k in ("x", "w", "b", "stride", "padding"))
+    bound = rounding.float32_vs_exact(conv_abs_sum(x, w, b, stride, padding), conv_terms(w, b))
+    rounding.assert_within(got, conv_oracle(case), bound)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -70,7 +88,9 @@ def test_conv2d_jit_equals_eager(impl: Any, variant: Any) -> None:
     b = jnp.asarray(rng.normal(size=5), jnp.float32)
     conv = functools.partial(ops.conv2d, stride=(2, 1), padding="same", impl=impl)
     got = variant(conv)(x, w, b)
-    np.testing.assert_allclose(got, conv(x, w, b), rtol=1e-6, atol=1e-6)
+    # jit may fuse and order the sums otherwise than eager dispatch: the bound of two orders.
+    abs_sum = conv_abs_sum(x, w, b, (2, 1), "same")
+    rounding.assert_within(got, conv(x, w, b), rounding.float32_vs_float32(abs_sum, 3 * 2 * 3 + 1))
 
 
 def test_article_stride_example_positions() -> None:
@@ -95,7 +115,10 @@ def test_multichannel_kernel_sums_per_channel_results() -> None:
         first = ops.conv2d(x[..., :1], w[:, :, :1], impl=impl)
         second = ops.conv2d(x[..., 1:], w[:, :, 1:], impl=impl)
         parts = first + second
-        np.testing.assert_allclose(whole, parts, rtol=1e-6, atol=1e-6)
+        # 8 products in one sum against two sums of 4 and one addition: two orders of the
+        # same 8 terms (the extra addition is one of the n - 1 a sum of 8 may take).
+        bound = rounding.float32_vs_float32(conv_abs_sum(x, w, None, 1, "valid"), 8)
+        rounding.assert_within(whole, parts, bound)
 
 
 def test_same_padding_keeps_size_and_even_kernels_pad_after() -> None:
@@ -147,15 +170,27 @@ def test_pooling_matches_oracle(kind: str, case: dict[str, Any]) -> None:
         got = pool(jnp.asarray(case["x"]), case["size"], case["stride"], case["padding"])
         assert got.dtype == jnp.float64
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-12)
-    got32 = pool(jnp.asarray(case["x"], jnp.float32), case["size"], case["stride"], case["padding"])
-    np.testing.assert_allclose(np.asarray(got32), want, rtol=1e-5, atol=1e-5)
+    x32 = np.asarray(case["x"], np.float32)
+    got32 = np.asarray(pool(jnp.asarray(x32), case["size"], case["stride"], case["padding"]))
+    if kind == "max":  # a maximum only selects: exact on the float32 input
+        np.testing.assert_array_equal(
+            got32, ref(x32, case["size"], case["stride"], case["padding"])
+        )
+    else:  # a mean of at most kh * kw pixels: its sum in any order, then one division
+        window = int(np.prod(np.broadcast_to(case["size"], (2,))))
+        mean_abs = ref(np.abs(case["x"]), case["size"], case["stride"], case["padding"])
+        rounding.assert_within(got32, want, rounding.float32_vs_exact(mean_abs, window + 1))
 
 
 def test_pooling_under_jit(variant: Any) -> None:
     x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 6, 5, 3)), jnp.float32)
     for pool in (ops.max_pool2d, ops.avg_pool2d):
         fn = functools.partial(pool, size=2, stride=1, padding="same")
-        np.testing.assert_allclose(variant(fn)(x), fn(x), rtol=1e-6)
+        if pool is ops.max_pool2d:  # selection: the same pixels, exactly
+            np.testing.assert_array_equal(variant(fn)(x), fn(x))
+        else:  # means of 2x2 windows summed in two orders, each then divided once
+            bound = rounding.float32_vs_float32(ops.avg_pool2d(jnp.abs(x), 2, 1, "same"), 4 + 1)
+            rounding.assert_within(variant(fn)(x), fn(x), bound)
 
 
 def test_article_max_pool_28_to_14() -> None:
@@ -167,7 +202,11 @@ def test_article_max_pool_28_to_14() -> None:
 
 def test_global_avg_pool_is_mean_per_channel() -> None:
     x = jnp.asarray(np.random.default_rng(4).normal(size=(3, 5, 4, 2)), jnp.float32)
-    np.testing.assert_allclose(ops.global_avg_pool2d(x), x.mean(axis=(1, 2)), rtol=1e-6)
+    # The exact mean (float64 of the float32 input), to the bound of a float32 sum of 20
+    # pixels and a division: the pixels cancel, so no relative tolerance would be derived.
+    x64 = np.asarray(x, np.float64)
+    bound = rounding.float32_vs_exact(np.abs(x64).mean(axis=(1, 2)), 5 * 4 + 1)
+    rounding.assert_within(ops.global_avg_pool2d(x), x64.mean(axis=(1, 2)), bound)
 
 
 def test_flatten_is_channel_major() -> None:
@@ -188,11 +227,10 @@ def test_dense_matches_oracle(variant: Any) -> None:
     with jax.enable_x64(True):
         got = variant(ops.dense)(jnp.asarray(x), jnp.asarray(w), jnp.asarray(b))
     np.testing.assert_allclose(np.asarray(got), oracle.dense(x, w, b), rtol=1e-12)
-    np.testing.assert_allclose(
+    rounding.assert_within(
         ops.dense(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32)),
         oracle.dense(x, w, None),
-        rtol=1e-5,
-        atol=1e-5,
+        rounding.float32_vs_exact(np.abs(x) @ np.abs(w), 7),  # 7 products per output
     )
 
 
@@ -225,10 +263,12 @@ def test_losses_match_oracle() -> None:
 def test_bce_accepts_column_logits_without_broadcasting() -> None:
     logits = jnp.asarray([[2.0], [-1.0], [0.5]], jnp.float32)
     labels = jnp.asarray([1, 0, 1])
+    # The same three elementwise losses; their mean may be summed in another order (an
+    # [N, 1] and an [N] reduction): positive terms, so within 2 gamma(3) of each other.
     np.testing.assert_allclose(
         ops.binary_cross_entropy(logits, labels),
         ops.binary_cross_entropy(logits[:, 0], labels),
-        rtol=1e-7,
+        rtol=2 * rounding.gamma(3),
     )
 
 

@@ -251,8 +251,12 @@ def errors(out: Path) -> dict[str, Any]:
         "not_a_mesh": _error(fit_with(mesh="batch")),
         "evaluate_too_many": _error(lambda: evaluate(model, params, test, devices=devices + 1)),
     }
-    single = evaluate(model, params, test, batch_size=3)
-    sharded = evaluate(model, params, test, batch_size=3, devices=devices)  # 3 -> 4 per batch
+    # Two programs (one device; batches of 3 rounded up to 4 over the devices): in float64,
+    # so that the test compares them to a derived float64 bound.
+    with jax.enable_x64(True):
+        params64, test64 = to_float64(params), to_float64(test)
+        single = evaluate(model, params64, test64, batch_size=3)
+        sharded = evaluate(model, params64, test64, batch_size=3, devices=devices)  # 3 -> 4
     return {
         "device_count": devices,
         "errors": found,

@@ -215,12 +215,13 @@ def article(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 def test_two_processes_train_shapes_to_the_accuracy_of_one_process(
     article: Runs,
 ) -> None:
-    # float32, the full 3,200 / 800 shapes, lr 0.1, 15 epochs (99.5% for seed 0). No float32
+    # float32, the full 3,200 / 800 shapes, lr 0.1, 15 epochs. No float32
     # comparison of the two runs' numbers (see test_parallel.assert_same_training): both
     # must reach the accuracy; that they are the same computation is the float64 test below.
     for processes, found in article.items():
         for result in found["accuracy"]:
-            assert result["history"]["val_accuracy"][-1] >= 0.99, (processes, result["history"])
+            # "gentle-15": seeds 0-9 end at 98.88-100% (docs/accuracy_seeds.json).
+            assert result["history"]["val_accuracy"][-1] >= 0.975, (processes, result["history"])
 
 
 @pytest.mark.slow

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxcnn import cli, models
 from jaxcnn.data import make_shapes
 from jaxcnn.train import evaluate, fit, load_checkpoint, make_optimizer
+from tests import rounding
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICES = 4
@@ -149,7 +151,9 @@ def test_the_article_training_is_the_same_on_four_devices_in_float64(
     one = float64_runs["article_devices0"]
     many = float64_runs[f"article_devices{DEVICES}"]
     assert one["dtypes"] == many["dtypes"] == ["float64"]
-    assert one["history"]["val_accuracy"][-1] > 0.95  # it trained
+    # It trained: 5 float64 epochs of the article's settings end at 81.12-98.88% over seeds
+    # 0-9 ("article-5-float64" in docs/accuracy_seeds.json); chance is 50%.
+    assert one["history"]["val_accuracy"][-1] > 0.75
     for name in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
         np.testing.assert_allclose(
             many["history"][name], one["history"][name], rtol=FLOAT64_RTOL, err_msg=name
@@ -200,11 +204,18 @@ def test_checkpoint_of_a_sharded_run_loads_and_evaluates_on_one_device(
         np.testing.assert_array_equal(np.asarray(leaf), sharded[f"params{name}"])
         np.testing.assert_array_equal(np.asarray(leaf), sharded[f"host_params{name}"])
     (_, test) = make_shapes(40, seed=1, test_fraction=0.125)
-    metrics = evaluate(models.shapes_cnn(), checkpoint.params, test)
+    model = models.shapes_cnn()
+    metrics = evaluate(model, checkpoint.params, test)
     history = equivalence["shapes_all"]["history"]
     assert checkpoint.history == history
-    assert metrics.accuracy == pytest.approx(history["val_accuracy"][-1], abs=1e-6)
-    assert metrics.loss == pytest.approx(history["val_loss"][-1], rel=1e-5)
+    # The same parameters, evaluated by another program (one device here, four batch
+    # shards in the run): float32 within the derived bounds of tests/rounding.py.
+    logits = np.asarray(model.apply(checkpoint.params, jnp.asarray(test[0])))
+    bound = rounding.float32_logit_bound(model, checkpoint.params, test[0])
+    flips = int(rounding.uncertain_predictions(logits, bound).sum())
+    assert abs(metrics.accuracy - history["val_accuracy"][-1]) * len(test[1]) <= flips + 1e-3
+    difference = rounding.float32_loss_difference(logits, test[1], bound)
+    assert abs(metrics.loss - history["val_loss"][-1]) <= difference
 
 
 # ------------------------------------------------------------------ shardings
@@ -285,9 +296,10 @@ def test_sharded_evaluate_rounds_its_batch_up_without_changing_results(
     errors: dict[str, Any],
 ) -> None:
     # batch_size=3 over 4 devices runs batches of 4 (padding masked): same metrics.
+    # Two programs: compared in float64 (the worker evaluates in float64) to FLOAT64_RTOL.
     single, sharded = errors["evaluate"]["single"], errors["evaluate"]["sharded"]
     assert sharded["accuracy"] == pytest.approx(single["accuracy"], abs=1e-6)
-    assert sharded["loss"] == pytest.approx(single["loss"], rel=1e-5)
+    assert sharded["loss"] == pytest.approx(single["loss"], rel=FLOAT64_RTOL)
 
 
 def test_more_devices_than_exist_in_this_process() -> None:
@@ -333,10 +345,18 @@ def test_cli_devices_2_end_to_end(tmp_path: Path) -> None:
     assert checkpoint.config is not None
     _, test = make_shapes(seed=checkpoint.config.seed)
     metrics = evaluate(checkpoint.model, checkpoint.params, test)
-    assert f"{100 * metrics.accuracy:.2f}" == final.group(1)
     summary = json.loads((out / "history.json").read_text())
-    assert summary["test"]["accuracy"] == pytest.approx(metrics.accuracy, abs=1e-6)
-    assert metrics.accuracy > 0.6  # two epochs of the article's settings learn something
+    # The run evaluated on 2 devices, this on one: other float32 programs, which can
+    # disagree only on predictions within the derived rounding bound of the threshold.
+    logits = np.asarray(checkpoint.model.apply(checkpoint.params, jnp.asarray(test[0])))
+    bound = rounding.float32_logit_bound(checkpoint.model, checkpoint.params, test[0])
+    flips = int(rounding.uncertain_predictions(logits, bound).sum())
+    assert abs(summary["test"]["accuracy"] - metrics.accuracy) * len(test[1]) <= flips + 1e-3
+    if flips == 0:
+        assert f"{100 * metrics.accuracy:.2f}" == final.group(1)
+    # Two epochs of the shapes defaults (Adam 0.01): seeds 0-9 reach 85.88-99.62%
+    # (docs/accuracy_seeds.json, "defaults-2"); chance is 50%.
+    assert metrics.accuracy > 0.6
 
 
 def test_cli_batch_size_must_divide_by_devices(tmp_path: Path) -> None:
@@ -383,21 +403,29 @@ def assert_same_training(found: dict[str, Any], seed: int, minimum: float) -> No
     assert one["val_accuracy"][-1] >= minimum, one["val_accuracy"]
 
 
-def test_four_devices_train_shapes_to_99_percent_like_one(tmp_path: Path) -> None:
-    # Reduced but honest: the full 3,200 / 800 shapes, lr 0.1, 15 epochs (99.5% on one
-    # device for seed 0).
+# Bounds below the worst of ten seeds (docs/accuracy_seeds.json): 4 devices take another
+# float32 trajectory, as another CPU or another seed does, so one seed's result is no bound.
+GENTLE_15_BOUND = 0.975
+"""SGD lr 0.1, 15 epochs ("gentle-15"): seeds 0-9 end at 98.88-100% (0-9 of 800 wrong);
+this allows 20."""
+
+
+def test_four_devices_train_shapes_like_one(tmp_path: Path) -> None:
+    # Reduced but honest: the full 3,200 / 800 shapes, lr 0.1, 15 epochs.
     found = run_worker(tmp_path, "accuracy", "0.1", "15", "0")
-    assert_same_training(found, 0, 0.99)
+    assert_same_training(found, 0, GENTLE_15_BOUND)
 
 
 @pytest.mark.slow
-def test_four_devices_lr_0_1_for_30_epochs_reach_99_5_percent_like_one(tmp_path: Path) -> None:
+def test_four_devices_lr_0_1_for_30_epochs_train_like_one(tmp_path: Path) -> None:
+    # "gentle": seeds 0-9 end at 99.50-100%; the bound of tests/train/test_train.py.
     found = run_worker(tmp_path, "accuracy", "0.1", "30", "0", "1", "2")
     for seed in (0, 1, 2):
-        assert_same_training(found, seed, 0.995)
+        assert_same_training(found, seed, 0.985)
 
 
 @pytest.mark.slow
 def test_four_devices_article_settings_seed_0(tmp_path: Path) -> None:
+    # "article": seeds 0-9 end at 97.38-100%; the bound of tests/train/test_train.py.
     found = run_worker(tmp_path, "accuracy", "0.25", "20", "0")
-    assert_same_training(found, 0, 0.99)
+    assert_same_training(found, 0, 0.95)

@@ -79,8 +79,11 @@ def test_bf16_training_keeps_float32_state_and_reaches_float32_accuracy() -> Non
     assert first["bf16"] != first["float32"]  # it did compute in bf16
     assert abs(first["bf16"] - first["float32"]) <= 0.02 * first["float32"]
     accuracy = {p: train.evaluate(model, r.params, test).accuracy for p, r in results.items()}
-    assert accuracy["float32"] >= 0.97
-    assert accuracy["bf16"] >= 0.97
+    # Seeds 0-9 after these 10 epochs (docs/accuracy_seeds.json): float32 97.00-100%
+    # ("gentle-10"), bf16 96.88-99.75% ("gentle-10-bf16"), at most 25 of 800 wrong; another
+    # CPU's rounding takes another trajectory, as another seed does, so the bound allows 40.
+    assert accuracy["float32"] >= 0.95
+    assert accuracy["bf16"] >= 0.95
 
 
 def test_precision_is_checked() -> None:

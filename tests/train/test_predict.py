@@ -45,16 +45,20 @@ def test_probabilities_match_a_float64_softmax_of_the_logits() -> None:
 
 
 def test_a_one_logit_model_gives_one_minus_p_and_p() -> None:
-    model = models.shapes_cnn()
-    _, params = model.init(jax.random.key(0))
-    images = jnp.asarray(make_shapes(5, seed=0)[0][0])
-    probs = np.asarray(predict(model, params, images))
-    p = 1 / (1 + np.exp(-np.asarray(model.apply(params, images), np.float64)[:, 0]))
+    # predict's compiled batches and an eager apply are two programs: float64, where their
+    # logits differ by ~1e-15 (sums of a few hundred terms) and so do the probabilities.
+    with jax.enable_x64(True):
+        model = models.shapes_cnn()
+        _, params = model.init(jax.random.key(0), dtype=jnp.float64)
+        images = jnp.asarray(make_shapes(5, seed=0)[0][0], jnp.float64)
+        probs = np.asarray(predict(model, params, images))
+        p = 1 / (1 + np.exp(-np.asarray(model.apply(params, images))[:, 0]))
+        huge = {**params, "dense4": {**params["dense4"], "b": jnp.asarray([1e4], jnp.float64)}}
+        saturated = np.asarray(predict(model, huge, images))
     assert probs.shape == (len(images), 2)
-    np.testing.assert_allclose(probs[:, 1], p, rtol=1e-6)
-    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-6)
-    huge = {**params, "dense4": {**params["dense4"], "b": jnp.asarray([1e4], jnp.float32)}}
-    np.testing.assert_array_equal(predict(model, huge, images), [[0.0, 1.0]] * len(images))
+    np.testing.assert_allclose(probs[:, 1], p, rtol=1e-12)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-12)
+    np.testing.assert_array_equal(saturated, [[0.0, 1.0]] * len(images))
 
 
 def test_one_image_or_a_batch() -> None:

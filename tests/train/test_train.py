@@ -274,16 +274,19 @@ def test_a_huge_learning_rate_raises_training_diverged(small: Data) -> None:
 
 
 def test_evaluate_matches_one_unpadded_pass(small: Data) -> None:
+    # Batches of 7 or 32 and one pass over all 70 are different programs: float64, where a
+    # prediction could flip only for a logit within ~1e-13 of 0 (float32: ~1e-6).
     model = MODEL
-    params = init_params(model, seed=4)
-    logits = model.apply(params, jnp.asarray(small[0]))
-    labels = jnp.asarray(small[1])
-    want_loss = float(models.loss_fn(model)(logits, labels))
-    want_accuracy = float(jnp.mean((logits[:, 0] > 0) == (labels == 1)))
-    for batch_size in (7, 32):  # 70 = 10 x 7; 32 + 32 + 6 (+ 26 padding)
-        metrics = evaluate(model, params, small, batch_size=batch_size)
-        assert metrics.loss == pytest.approx(want_loss, rel=1e-5)
-        assert metrics.accuracy == pytest.approx(want_accuracy, abs=1e-6)
+    with jax.enable_x64(True):
+        params = as_float64(init_params(model, seed=4))
+        images, labels = jnp.asarray(small[0], jnp.float64), jnp.asarray(small[1])
+        logits = model.apply(params, images)
+        want_loss = float(models.loss_fn(model)(logits, labels))
+        want_accuracy = float(jnp.mean((logits[:, 0] > 0) == (labels == 1)))
+        for batch_size in (7, 32):  # 70 = 10 x 7; 32 + 32 + 6 (+ 26 padding)
+            metrics = evaluate(model, params, (images, labels), batch_size=batch_size)
+            assert metrics.loss == pytest.approx(want_loss, rel=FLOAT64_RTOL)
+            assert metrics.accuracy == pytest.approx(want_accuracy, abs=1e-6)  # a count / 70
 
 
 def test_hits_for_one_logit_and_for_many() -> None:

@@ -5,6 +5,8 @@
 the data came from and pins it by SHA-256 (see docs/models.md).
 """
 
+from jaxcnn.data._cache import ImageRows
+from jaxcnn.data._folder import ImageSettings
 from jaxcnn.data._image import (
     COLOR_MODES,
     IMAGE_FORMATS,
@@ -19,6 +21,7 @@ from jaxcnn.data._source import (
     DataSource,
     arrays_sha256,
     class_count,
+    class_names,
     load_data,
     mnist_data,
     shapes_data,
@@ -51,8 +54,11 @@ __all__ = [
     "FetchError",
     "FileCheck",
     "ImageFileError",
+    "ImageRows",
+    "ImageSettings",
     "arrays_sha256",
     "class_count",
+    "class_names",
     "data_root",
     "decode_image",
     "default_mnist_dir",

@@ -39,7 +39,7 @@ from jaxcnn.data.mnist import (
     write_idx,
 )
 from jaxcnn.data.shapes import make_shapes
-from jaxcnn.errors import ImageFileError
+from jaxcnn.errors import DataChangedError, ImageFileError
 
 __all__ = [
     "COLOR_MODES",
@@ -50,6 +50,7 @@ __all__ = [
     "NPZ_KEYS",
     "SOURCE_KINDS",
     "Data",
+    "DataChangedError",
     "DataSource",
     "FetchError",
     "FileCheck",

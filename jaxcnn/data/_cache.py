@@ -37,7 +37,7 @@ from tqdm import tqdm
 from jaxcnn._io import write_json
 from jaxcnn.data._folder import FolderListing, files_sha256
 from jaxcnn.data._image import as_unit_floats, decode_bytes
-from jaxcnn.errors import ImageFileError, InputError, StorageError
+from jaxcnn.errors import DataChangedError, ImageFileError, InputError, StorageError
 
 CACHE_VERSION = 1
 """Bumped when the decoding changes, so old cache entries are never reused."""
@@ -185,6 +185,7 @@ def decode_folder(
     skip_bad: bool,
     progress: bool = False,
     workers: int = 4,
+    expect_sha256: str | None = None,
 ) -> Decoded:
     """Decode every file of ``listing`` into a cache entry under ``cache_root`` (once).
 
@@ -194,13 +195,17 @@ def decode_folder(
         image's, and every other image must have it.
       skip_bad: leave unreadable files out (:attr:`Decoded.skipped`)
         instead of raising.
+      expect_sha256: the SHA-256 the files must have (checked before
+        anything is decoded), or None.
 
     Raises:
       ImageFileError: an unreadable file (without ``skip_bad``), naming it.
       InputError: an image of another size or colour than the first (without
         ``size`` / ``color``), naming both files.
+      DataChangedError: the files' SHA-256 is not ``expect_sha256``.
     """
     sha256 = hash_files(listing, progress=progress, workers=workers)
+    check_sha256(f"the image folder {listing.root}", sha256, expect_sha256)
     first = _first_image(listing, color, size, skip_bad)
     mode = color or ("grayscale" if first.shape[2] == 1 else "rgb")
     resolved = size or (int(first.shape[0]), int(first.shape[1]))
@@ -225,6 +230,17 @@ def decode_folder(
         mode,
         resolved,
     )
+
+
+def check_sha256(what: str, found: str, expected: str | None) -> None:
+    """Raise :class:`DataChangedError` when ``expected`` is given and is not ``found``."""
+    if expected is not None and found != expected:
+        raise DataChangedError(
+            f"{what} has changed since the run recorded it (SHA-256 {found[:12]}..., "
+            f"recorded {expected[:12]}...)",
+            found,
+            expected,
+        )
 
 
 def _first_image(

@@ -215,6 +215,8 @@ def _pillow_errors(label: str, what: str) -> Iterator[None]:
             yield
         except ImageFileError:
             raise
+        except Image.UnidentifiedImageError:  # its message only repeats the stream's repr
+            raise ImageFileError(f"{label}: {what}") from None
         except Image.DecompressionBombError as err:
             raise ImageFileError(f"{label}: refused before decoding: {err}") from None
         except Exception as err:  # hostile bytes: any failure of Pillow's is the file's

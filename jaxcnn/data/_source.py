@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxcnn._io import read_bytes
-from jaxcnn.data._cache import decode_folder
+from jaxcnn.data._cache import check_sha256, decode_folder
 from jaxcnn.data._folder import ImageSettings, list_folder, looks_like_class_folders, split_rows
 from jaxcnn.data._image import check_color, check_size
 from jaxcnn.data._mnist_spec import MNIST_FILES
@@ -161,6 +161,7 @@ def load_data(
     skip_bad: bool = False,
     progress: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
+    sha256: str | None = None,
 ) -> Data:
     """Load a data set: a folder of class folders of images, of IDX files, or an ``.npz``.
 
@@ -192,6 +193,9 @@ def load_data(
         ``source.images.skipped``) instead of raising.
       progress: show progress bars while hashing and decoding.
       cache_dir: where decoded image folders are kept (``<cache_dir>/images``).
+      sha256: the SHA-256 the data must have (a run's recorded one): data
+        that differs raises :class:`~jaxcnn.errors.DataChangedError`; an
+        image folder is refused before anything is decoded.
 
     Returns:
       :class:`Data` with images float32 and labels int32; ``source.path`` is
@@ -200,15 +204,41 @@ def load_data(
     Raises:
       MissingFileError: ``path`` (or one of the IDX files) does not exist.
       ImageFileError: an unreadable image file, named (without ``skip_bad``).
+      DataChangedError: the data is not the ``sha256`` given.
       InputError: anything else wrong, naming the file and the array.
     """
-    where = Path(path).expanduser()
+    data = _load(
+        Path(path).expanduser(),
+        image_size,
+        color,
+        seed,
+        test_fraction,
+        skip_bad,
+        progress,
+        cache_dir,
+        sha256,
+    )
+    check_sha256(data.source.describe(), data.source.sha256, sha256)
+    return data
+
+
+def _load(
+    where: Path,
+    image_size: Any,
+    color: Any,
+    seed: Any,
+    test_fraction: Any,
+    skip_bad: bool,
+    progress: bool,
+    cache_dir: Any,
+    sha256: str | None,
+) -> Data:
     folder_options = {"image_size": image_size, "color": color, "skip_bad": skip_bad}
     idx = where.is_dir() and find_idx_file(where, MNIST_FILES[0]) is not None
     if where.is_dir() and not idx and looks_like_class_folders(where):
         root = Path(cache_dir) if cache_dir is not None else data_root()
         return _load_image_folder(
-            where, image_size, color, (seed, test_fraction), skip_bad, progress, root
+            where, image_size, color, (seed, test_fraction), (skip_bad, progress, sha256), root
         )
     given = [name for name, value in folder_options.items() if value not in (None, False)]
     if given:
@@ -227,11 +257,11 @@ def _load_image_folder(
     image_size: Any,
     color: Any,
     split: tuple[Any, Any],
-    skip_bad: bool,
-    progress: bool,
+    how: tuple[bool, bool, str | None],
     cache_root: Path,
 ) -> Data:
-    """:func:`load_data` of a folder of class folders."""
+    """:func:`load_data` of a folder of class folders; ``how = (skip_bad, progress, sha256)``."""
+    skip_bad, progress, sha256 = how
     size = check_size("load_data", image_size, "image_size")
     color = check_color("load_data", color)
     seed, fraction = split
@@ -248,6 +278,7 @@ def _load_image_folder(
         skip_bad=skip_bad,
         progress=progress,
         workers=min(8, os.cpu_count() or 1),
+        expect_sha256=sha256,
     )
     labels = decoded.labels
     if listing.presplit:

@@ -106,10 +106,10 @@ def training_data(
     one line for the files an image folder left out.
     """
     options = dict(options or {})
-    if path is None and options:
-        flags = ", ".join("--" + name.replace("_", "-") for name in options)
-        raise UsageError(f"{flags} need --data FOLDER (a folder of class folders of images)")
     if resumed is None:
+        if path is None and options:
+            flags = ", ".join("--" + name.replace("_", "-") for name in options)
+            raise UsageError(f"{flags}: only for --data FOLDER (a folder of class folders)")
         if path is None:
             return DATA[str(config.model)](config.seed)
         data = load_data(path, seed=config.seed, progress=True, **options)

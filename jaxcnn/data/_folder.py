@@ -223,7 +223,8 @@ class ImageSettings:
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""
         values = asdict(self)
-        return {**values, "classes": list(self.classes), "size": list(self.size)}
+        lists = {"classes": list(self.classes), "size": list(self.size)}
+        return {**values, **lists, "skipped": list(self.skipped)}
 
     @classmethod
     def from_dict(cls, values: Any) -> ImageSettings:

@@ -144,7 +144,11 @@ class DataSource:
 
 
 class Data(NamedTuple):
-    """A data set: ``(images [n, H, W, C] float32, labels [n] int32)`` twice, and its source."""
+    """A data set: ``(images [n, H, W, C] float32, labels [n] int32)`` twice, and its source.
+
+    An image folder's images are :class:`~jaxcnn.data.ImageRows` (read from
+    the decoded cache on demand); every other kind's are NumPy arrays.
+    """
 
     train: Split
     test: Split

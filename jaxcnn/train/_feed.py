@@ -283,12 +283,24 @@ def _train_epoch(
     data = HostData(images, labels)
     steps = chunk_steps(spec.batch_size, tuple(images.shape[1:]))
     loss_sums, hit_counts = [], []
-    for start in range(0, len(index), steps):  # the next chunk is read while this one runs
+    for start in range(0, len(index), steps):
         batches = feed(data, index[start : start + steps], weight[start : start + steps], mesh)
         params, opt_state, sums = _jitted_train(mesh)(spec, params, opt_state, *batches)
+        _one_ahead(loss_sums)
         loss_sums.append(sums[0])
         hit_counts.append(sums[1])
     return params, opt_state, _mean_metrics(mesh)(n, loss_sums, hit_counts)
+
+
+def _one_ahead(done: list[jax.Array]) -> None:
+    """Wait for the chunk before the one just dispatched: at most two chunks are in memory.
+
+    jax dispatches asynchronously, so without this the loop would read and queue
+    every chunk of the epoch while the first one computes: the whole data set.
+    While a chunk computes, the next one is read.
+    """
+    if done:
+        jax.block_until_ready(done[-1])
 
 
 @functools.cache
@@ -343,11 +355,14 @@ def evaluator(
     evaluate = _jitted_evaluate(mesh)
 
     def metrics(params: Params) -> Metrics:
-        sums = [  # a data set of one chunk is fed once; a larger one again for every call
-            evaluate(model, loss_fn, params, *batches)
-            for batches in (fed or (feed(data, *chunk, mesh) for chunk in chunks))
-        ]
-        return _mean_metrics(mesh)(n, [s[0] for s in sums], [s[1] for s in sums])
+        loss_sums, hit_counts = [], []
+        # a data set of one chunk is fed once; a larger one again for every call
+        for batches in fed or (feed(data, *chunk, mesh) for chunk in chunks):
+            sums = evaluate(model, loss_fn, params, *batches)
+            _one_ahead(loss_sums)
+            loss_sums.append(sums[0])
+            hit_counts.append(sums[1])
+        return _mean_metrics(mesh)(n, loss_sums, hit_counts)
 
     return metrics
 

@@ -282,7 +282,8 @@ def _train_epoch(
     index, weight = host_plan(local_key(key), int(epoch), n, spec.batch_size)
     data = HostData(images, labels)
     steps = chunk_steps(spec.batch_size, tuple(images.shape[1:]))
-    loss_sums, hit_counts = [], []
+    loss_sums: list[jax.Array] = []
+    hit_counts: list[jax.Array] = []
     for start in range(0, len(index), steps):
         batches = feed(data, index[start : start + steps], weight[start : start + steps], mesh)
         params, opt_state, sums = _jitted_train(mesh)(spec, params, opt_state, *batches)
@@ -355,7 +356,8 @@ def evaluator(
     evaluate = _jitted_evaluate(mesh)
 
     def metrics(params: Params) -> Metrics:
-        loss_sums, hit_counts = [], []
+        loss_sums: list[jax.Array] = []
+        hit_counts: list[jax.Array] = []
         # a data set of one chunk is fed once; a larger one again for every call
         for batches in fed or (feed(data, *chunk, mesh) for chunk in chunks):
             sums = evaluate(model, loss_fn, params, *batches)

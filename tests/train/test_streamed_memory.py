@@ -6,8 +6,8 @@ once jax and jaxcnn were imported. The bound is half the data: a run that held t
 data set in memory once, as float32, would pass it. Feeding chunks of 8 MiB (instead
 of 64) keeps the feed's share small at this data size; nothing else is tuned.
 
-Measured here (see docs/data.md): the growth is ~200 MB (compiling and the feed)
-for 1,600, 4,800 images alike, so it does not grow with the data; the data set is
+``-s`` shows the growth (docs/data.md quotes it): compiling and the feed, about the
+same at a third of the images, so it does not grow with the data; the data set is
 large enough (944 MB as float32) for half of it to clear that.
 """
 
@@ -88,6 +88,7 @@ def test_decoding_and_training_memory_does_not_grow_with_the_data(tmp_path: Path
     )
     assert child.returncode == 0, child.stderr[-2000:]
     report = json.loads(child.stdout.strip().splitlines()[-1])
+    print(f"peak RSS grew {report['grown'] / 2**20:.0f} MiB; data {DATA_BYTES / 2**20:.0f} MiB")
     assert report["n"] == N_IMAGES
     assert report["grown"] < BOUND, (report, BOUND)
     cache = next((tmp_path / "cache" / "images").iterdir()) / "pixels.u8"

@@ -39,3 +39,16 @@ class ImageFileError(InputError):
 
     The message names the file and the cause (raised by ``jaxcnn.data.decode_image``).
     """
+
+
+class DataChangedError(InputError):
+    """Data whose SHA-256 is not the one a run recorded (the message says both).
+
+    Attributes:
+      found: the data's SHA-256; expected: the one it should have.
+    """
+
+    def __init__(self, message: str, found: str, expected: str) -> None:
+        super().__init__(message)
+        self.found = found
+        self.expected = expected

@@ -1,25 +1,39 @@
 """Which data a run trains and is evaluated on, and the model sized to it.
 
 ``jaxcnn train MODEL`` uses the model's built-in data (:data:`DATA`), or
-``--data PATH``: a folder of MNIST-format IDX files or an ``.npz``. The number
-of classes comes from the labels and sizes the model's output layer. The run
-records the data's :class:`~jaxcnn.data.DataSource` (where from, SHA-256);
-``jaxcnn eval`` and ``--resume`` load it again and refuse it when it is
-missing or has changed, unless ``--data`` names data explicitly.
+``--data PATH``: a folder of class folders of images (with ``--image-size``,
+``--color`` and ``--skip-bad-images``), a folder of MNIST-format IDX files or
+an ``.npz``. The number of classes comes from the labels and sizes the
+model's output layer. The run records the data's
+:class:`~jaxcnn.data.DataSource` (where from, SHA-256, and for images the
+class names and preprocessing); ``jaxcnn eval`` and ``--resume`` load it
+again the same way and refuse it when it is missing or has changed, unless
+``--data`` names data explicitly.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxcnn import train
-from jaxcnn.cli._common import UsageError
-from jaxcnn.data import Data, class_count, load_data, mnist_data, shapes_data
+from jaxcnn.cli._common import UsageError, positive
+from jaxcnn.data import (
+    COLOR_MODES,
+    Data,
+    DataChangedError,
+    DataSource,
+    class_count,
+    load_data,
+    mnist_data,
+    shapes_data,
+)
 from jaxcnn.errors import InputError, MissingFileError
 from jaxcnn.layers import Layer, input_shape_of
 
@@ -42,15 +56,73 @@ DATA: dict[str, Callable[[int], Data]] = {
 """Model name -> its built-in data, ``seed -> Data``; every name of :data:`jaxcnn.models.MODELS`."""
 
 
+IMAGE_OPTIONS = ("image_size", "color", "skip_bad")
+"""The ``load_data`` keywords the image flags set (``--image-size``, ``--color``, ...)."""
+
+
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--image-size H W``, ``--color`` and ``--skip-bad-images`` (image folders only)."""
+    parser.add_argument(
+        "--image-size",
+        nargs=2,
+        type=positive(int),
+        metavar=("H", "W"),
+        help="image folders: resize every image to H x W (Pillow's bilinear filter; default: "
+        "the first image's size, which every image must have)",
+    )
+    parser.add_argument(
+        "--color",
+        choices=COLOR_MODES,
+        help="image folders: convert every image to grayscale (ITU-R 601-2 luma) or rgb "
+        "(default: the first image's mode, which every image must have)",
+    )
+    parser.add_argument(
+        "--skip-bad-images",
+        dest="skip_bad",
+        action="store_true",
+        help="image folders: leave out unreadable, truncated or misnamed files (their count "
+        "is printed and recorded) instead of stopping at the first",
+    )
+
+
+def image_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The image flags given, as ``load_data`` keywords (none given: ``{}``)."""
+    options = {name: getattr(args, name, None) for name in IMAGE_OPTIONS}
+    if options["image_size"] is not None:
+        options["image_size"] = tuple(options["image_size"])
+    return {name: value for name, value in options.items() if value not in (None, False)}
+
+
 def training_data(
-    config: train.TrainConfig, resumed: train.Checkpoint | None, path: Path | None
+    config: train.TrainConfig,
+    resumed: train.Checkpoint | None,
+    path: Path | None,
+    options: dict[str, Any] | None = None,
+    note: Callable[[str], None] = lambda _: None,
 ) -> Data:
-    """The data of ``jaxcnn train``: ``--data``, the resumed run's, or the model's own."""
+    """The data of ``jaxcnn train``: ``--data``, the resumed run's, or the model's own.
+
+    ``options`` are the image flags (:func:`image_options`); ``note`` gets
+    one line for the files an image folder left out.
+    """
+    options = dict(options or {})
     if resumed is None:
-        return load_data(path) if path is not None else DATA[str(config.model)](config.seed)
+        if path is None and options:
+            flags = ", ".join("--" + name.replace("_", "-") for name in options)
+            raise UsageError(f"{flags}: only for --data FOLDER (a folder of class folders)")
+        if path is None:
+            return DATA[str(config.model)](config.seed)
+        data = load_data(path, seed=config.seed, progress=True, **options)
+        report_left_out(data, note)
+        return data
     if path is None:
-        return recorded_data(resumed, "--resume")
-    data = load_data(path)
+        if options:
+            raise UsageError("--resume reads the run's images as it did; drop the image flags")
+        return recorded_data(resumed, "--resume", note)
+    recorded = {} if resumed.data is None else resumed.data.load_options()
+    if options and options != {k: v for k, v in recorded.items() if k in IMAGE_OPTIONS}:
+        raise UsageError("--resume reads the run's images as it did; drop the image flags")
+    data = load_data(path, progress=True, **recorded)
     if resumed.data is not None and data.source.sha256 != resumed.data.sha256:
         raise UsageError(
             f"--resume: the run trained on {resumed.data.describe()}, but --data {path} is "
@@ -60,28 +132,61 @@ def training_data(
     return data
 
 
-def recorded_data(checkpoint: train.Checkpoint, flag: str) -> Data:
-    """The data a run recorded, loaded again and checked against its SHA-256."""
+def report_left_out(data: Data, note: Callable[[str], None]) -> None:
+    """One note for the unreadable files skipped and one for the non-image files ignored."""
+    settings = data.source.images
+    if settings is None:
+        return
+    if settings.skipped:
+        shown = ", ".join(settings.skipped[:3]) + (", ..." if len(settings.skipped) > 3 else "")
+        note(
+            f"skipped {len(settings.skipped)} unreadable image file(s) (--skip-bad-images): {shown}"
+        )
+    if settings.ignored:
+        note(f"ignored {settings.ignored} file(s) that are not images by name (see docs/data.md)")
+
+
+def recorded_data(
+    checkpoint: train.Checkpoint, flag: str, note: Callable[[str], None] = lambda _: None
+) -> Data:
+    """The data a run recorded, loaded again the same way and checked against its SHA-256."""
     source, config = checkpoint.data, checkpoint.config
     if source is not None and source.kind not in ("shapes", "mnist"):
         try:
-            data = load_data(str(source.path))
+            data = load_data(
+                str(source.path), sha256=source.sha256, progress=True, **source.load_options()
+            )
         except MissingFileError as err:
             raise UsageError(
                 f"{flag}: the run's data, {source.describe()}, is missing ({err}); "
                 f"pass --data PATH to use other data explicitly"
             ) from None
+        except DataChangedError as err:
+            raise UsageError(_changed(flag, source, err.found)) from None
+        report_left_out(data, note)
     elif config is not None and config.model is not None:
         data = DATA[config.model](config.seed)
     else:
         raise UsageError(f"{flag}: the checkpoint records no data to use; pass --data PATH")
     if source is not None and data.source.sha256 != source.sha256:
-        raise UsageError(
-            f"{flag}: the run's data, {source.describe()}, has changed since it trained "
-            f"(SHA-256 {data.source.sha256[:12]}..., the run recorded {source.sha256[:12]}...); "
-            f"pass --data PATH to use data explicitly"
-        )
+        raise UsageError(_changed(flag, source, data.source.sha256))
     return data
+
+
+def _changed(flag: str, source: DataSource, found: str) -> str:
+    return (
+        f"{flag}: the run's data, {source.describe()}, has changed since it trained "
+        f"(SHA-256 {found[:12]}..., the run recorded {source.sha256[:12]}...); "
+        f"pass --data PATH to use data explicitly"
+    )
+
+
+def other_data(checkpoint: train.Checkpoint, path: Path) -> Data:
+    """``eval --data PATH``: an image folder is read with the run's size and colour."""
+    settings = None if checkpoint.data is None else checkpoint.data.images
+    if settings is None or not path.is_dir():
+        return load_data(path, progress=True)
+    return load_data(path, image_size=settings.size, color=settings.color, progress=True)
 
 
 def sized_model(config: train.TrainConfig, data: Data) -> Layer:

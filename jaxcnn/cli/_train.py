@@ -42,8 +42,17 @@ from jaxcnn.cli._common import (
     non_negative_int,
     positive,
 )
-from jaxcnn.cli._run_data import DATA, check_fits, recorded_data, sized_model, training_data
-from jaxcnn.data import Data, load_data
+from jaxcnn.cli._run_data import (
+    DATA,
+    add_image_arguments,
+    check_fits,
+    image_options,
+    other_data,
+    recorded_data,
+    sized_model,
+    training_data,
+)
+from jaxcnn.data import Data
 from jaxcnn.layers import Layer
 
 __all__ = ["DATA", "register", "run_eval", "run_train", "train_run"]  # DATA: patched by tests
@@ -97,10 +106,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--data",
         type=Path,
-        help="train on other data: a folder of MNIST-format IDX files or an .npz holding "
-        "train_images, train_labels, test_images, test_labels (the output layer is sized to "
-        "its classes)",
+        help="train on other data: a folder of class folders of images (FOLDER/cat/*.jpg, "
+        "FOLDER/dog/*.png, or FOLDER/train/... and FOLDER/test/...), a folder of MNIST-format "
+        "IDX files, or an .npz holding train_images, train_labels, test_images, test_labels "
+        "(the output layer is sized to its classes)",
     )
+    add_image_arguments(parser)
     parser.add_argument("--out", type=Path, help="run directory (default runs/MODEL)")
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -116,7 +127,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     evaluator.add_argument(
         "--data",
         type=Path,
-        help="evaluate on this data (IDX folder or .npz) instead of the data the run recorded",
+        help="evaluate on this data (image folder, IDX folder or .npz) instead of the data the "
+        "run recorded (an image folder is read at the run's image size and colour)",
     )
     evaluator.set_defaults(handler=run_eval)
 
@@ -183,6 +195,7 @@ def _train_locked(args: argparse.Namespace, out: Path, cluster: train.Cluster | 
         devices=args.devices,
         data_path=args.data,
         primary=primary,
+        data_options=image_options(args),
     )
 
 
@@ -205,17 +218,20 @@ def train_run(
     devices: int | None = None,
     data_path: Path | None = None,
     primary: bool = True,
+    data_options: dict[str, Any] | None = None,
 ) -> int:
     """Train ``config`` into the run directory ``out``; print the test accuracy; an exit code.
 
     The data is ``data_path`` (``--data``), else the resumed run's, else the
     model's built-in data; the model is sized to its classes. ``primary=False``
     (every process but 0 of a distributed run) writes and prints nothing.
+    ``data_options`` are the image flags (``--image-size``, ``--color``,
+    ``--skip-bad-images``) as ``load_data`` keywords.
     """
     started = time.perf_counter()
     if primary:
         check_writable(out)
-    data = training_data(config, resumed, data_path)
+    data = training_data(config, resumed, data_path, data_options, _note(quiet))
     train_part, val_part = _controls.split_validation(config, data.train)
     n_train = len(train_part[1])
     if train.effective_batch_size(config.batch_size, n_train, devices or 1) < config.batch_size:
@@ -357,7 +373,11 @@ def run_eval(args: argparse.Namespace) -> int:
     """
     path = args.run / CHECKPOINT if args.run.is_dir() else args.run
     checkpoint = train.load_checkpoint(path)
-    data = recorded_data(checkpoint, "eval") if args.data is None else load_data(args.data)
+    data = (
+        recorded_data(checkpoint, "eval")
+        if args.data is None
+        else other_data(checkpoint, args.data)
+    )
     model = checkpoint.model
     check_fits(model, data, model.kind)
     config = checkpoint.config  # the training batch size, as train_run evaluates

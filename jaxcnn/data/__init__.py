@@ -5,6 +5,8 @@
 the data came from and pins it by SHA-256 (see docs/models.md).
 """
 
+from jaxcnn.data._cache import ImageRows
+from jaxcnn.data._folder import ImageSettings
 from jaxcnn.data._image import (
     COLOR_MODES,
     IMAGE_FORMATS,
@@ -19,6 +21,7 @@ from jaxcnn.data._source import (
     DataSource,
     arrays_sha256,
     class_count,
+    class_names,
     load_data,
     mnist_data,
     shapes_data,
@@ -36,7 +39,7 @@ from jaxcnn.data.mnist import (
     write_idx,
 )
 from jaxcnn.data.shapes import make_shapes
-from jaxcnn.errors import ImageFileError
+from jaxcnn.errors import DataChangedError, ImageFileError
 
 __all__ = [
     "COLOR_MODES",
@@ -47,12 +50,16 @@ __all__ = [
     "NPZ_KEYS",
     "SOURCE_KINDS",
     "Data",
+    "DataChangedError",
     "DataSource",
     "FetchError",
     "FileCheck",
     "ImageFileError",
+    "ImageRows",
+    "ImageSettings",
     "arrays_sha256",
     "class_count",
+    "class_names",
     "data_root",
     "decode_image",
     "default_mnist_dir",

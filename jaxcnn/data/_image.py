@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +80,7 @@ asked for) is never larger than ``size`` allows.
 BACKGROUND = (255, 255, 255)
 """The colour transparent pixels are composited onto (white)."""
 
+_OPEN_LOCK = threading.Lock()
 _GRAYSCALE_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
@@ -113,22 +115,57 @@ def decode_image(
     """
     _check_options(color, size, max_pixels)
     label = name if name is not None else _default_name(source)
+    named = None if isinstance(source, bytes | bytearray | memoryview) else source
+    return as_unit_floats(decode_bytes(source, color, size, label, max_pixels, named))
+
+
+def as_unit_floats(values: np.ndarray) -> np.ndarray:
+    """uint8 bytes -> float32 ``byte / 255`` (how every jaxcnn loader scales bytes)."""
+    return values.astype(np.float32) / np.float32(255)
+
+
+def decode_bytes(
+    source: bytes | bytearray | str | os.PathLike[str],
+    color: str | None,
+    size: tuple[int, int] | None,
+    label: str,
+    max_pixels: int = MAX_PIXELS,
+    named: str | os.PathLike[str] | None = None,
+) -> np.ndarray:
+    """:func:`decode_image` before scaling: ``[H, W, C]`` uint8 (options already checked).
+
+    ``named`` is the path whose extension must match the content (None: no check).
+    """
     with _opened(source, label) as image:
-        _check_format(image, source, label)
+        _check_format(image, named, label)
         _check_pixels(image, label, max_pixels)
         _load(image, label)
-        return _pixels(_converted(image, color), size)
+        return _bytes(_converted(image, color), size)
 
 
-def _check_options(color: Any, size: Any, max_pixels: Any) -> None:
+def check_color(fn: str, color: Any) -> str | None:
+    """Require one of :data:`COLOR_MODES` or None."""
     if color is not None and color not in COLOR_MODES:
-        raise InputError(f"decode_image: color must be one of {COLOR_MODES} or None, got {color!r}")
-    if size is not None and not (
+        raise InputError(f"{fn}: color must be one of {COLOR_MODES} or None, got {color!r}")
+    return color
+
+
+def check_size(fn: str, size: Any, name: str = "size") -> tuple[int, int] | None:
+    """Require ``(H, W)``, two ints > 0, or None; returns a tuple of ints."""
+    if size is None:
+        return None
+    if not (
         isinstance(size, tuple | list)
         and len(size) == 2
         and all(isinstance(n, int | np.integer) and not isinstance(n, bool) and n > 0 for n in size)
     ):
-        raise InputError(f"decode_image: size must be (H, W), two ints > 0, or None, got {size!r}")
+        raise InputError(f"{fn}: {name} must be (H, W), two ints > 0, or None, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def _check_options(color: Any, size: Any, max_pixels: Any) -> None:
+    check_color("decode_image", color)
+    check_size("decode_image", size)
     if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels < 1:
         raise InputError(f"decode_image: max_pixels must be an int >= 1, got {max_pixels!r}")
 
@@ -154,7 +191,9 @@ def _opened(source: Any, label: str) -> Iterator[Image.Image]:
             f"decode_image: source must be bytes or a path, got {type(source).__name__}"
         )
     try:
-        with _pillow_errors(label, "is not a PNG, JPEG, BMP, GIF or WebP image"):
+        # Pillow's bomb warning is emitted by open() only; warnings.catch_warnings (below)
+        # changes process-wide filters, so threads decoding at once take turns here.
+        with _OPEN_LOCK, _pillow_errors(label, "is not a PNG, JPEG, BMP, GIF or WebP image"):
             image = Image.open(stream, formats=IMAGE_FORMATS)
         with image:
             yield image
@@ -176,6 +215,8 @@ def _pillow_errors(label: str, what: str) -> Iterator[None]:
             yield
         except ImageFileError:
             raise
+        except Image.UnidentifiedImageError:  # its message only repeats the stream's repr
+            raise ImageFileError(f"{label}: {what}") from None
         except Image.DecompressionBombError as err:
             raise ImageFileError(f"{label}: refused before decoding: {err}") from None
         except Exception as err:  # hostile bytes: any failure of Pillow's is the file's
@@ -183,11 +224,11 @@ def _pillow_errors(label: str, what: str) -> Iterator[None]:
             raise ImageFileError(f"{label}: {what} ({detail})") from None
 
 
-def _check_format(image: Image.Image, source: Any, label: str) -> None:
+def _check_format(image: Image.Image, named: Any, label: str) -> None:
     """A file named ``*.jpg`` must hold a JPEG, and so on for every suffix we know."""
-    if isinstance(source, bytes | bytearray | memoryview):
+    if named is None:
         return
-    suffix = Path(source).suffix.lower()
+    suffix = Path(named).suffix.lower()
     promised = IMAGE_SUFFIXES.get(suffix)
     if promised is not None and promised != image.format:
         right = next(ext for ext, fmt in IMAGE_SUFFIXES.items() if fmt == image.format)
@@ -239,10 +280,8 @@ def _eight_bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(scaled)
 
 
-def _pixels(image: Image.Image, size: tuple[int, int] | None) -> np.ndarray:
+def _bytes(image: Image.Image, size: tuple[int, int] | None) -> np.ndarray:
     if size is not None and (image.height, image.width) != tuple(size):
         image = image.resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR)
     values = np.asarray(image, dtype=np.uint8)
-    if values.ndim == 2:
-        values = values[:, :, np.newaxis]
-    return values.astype(np.float32) / np.float32(255)
+    return values[:, :, np.newaxis] if values.ndim == 2 else values

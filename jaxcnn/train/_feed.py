@@ -22,7 +22,12 @@ put the whole data set on every device of every process. Instead:
    (gloo on CPU, NCCL on GPU).
 
 So each process holds ``1 / P`` of each epoch's samples on its devices, and
-no process ever holds the whole data set on a device. The per-device
+no process ever holds the whole data set on a device. An epoch whose images
+pass :data:`FEED_CHUNK_BYTES` is fed in chunks of whole steps (each chunk
+one scan, carrying the parameters on), so host memory holds about two chunks
+at a time however large the data set: this is also how one process trains on
+a **streamed** data set (:func:`is_streamed`: a memory map or an array-like
+such as :class:`jaxcnn.data.ImageRows`, on a mesh of one device). The per-device
 computations are the ones a single process with the same devices runs (same
 samples on the same mesh position); only the all-reduce may sum in another
 order (see docs/scaling.md for the tolerance).
@@ -57,6 +62,29 @@ class HostData(NamedTuple):
 
     images: Any  # [N, H, W, C] float
     labels: Any  # [N] int
+
+
+FEED_CHUNK_BYTES = 64 * 2**20
+"""Float32 image bytes (of the global batches) fed per chunk of an epoch or evaluation."""
+
+
+def is_streamed(images: Any) -> bool:
+    """Whether ``images`` stay on the host and are read a chunk at a time.
+
+    True for ``numpy.memmap`` and for array-likes that are neither NumPy nor
+    jax arrays (``jaxcnn.data.ImageRows``, ``h5py`` data sets, ...): anything
+    with ``shape``, ``dtype`` and indexing by sorted integer arrays.
+    """
+    if isinstance(images, np.memmap):
+        return True
+    if isinstance(images, np.ndarray | jax.Array):
+        return False
+    return all(hasattr(images, name) for name in ("shape", "dtype", "__getitem__"))
+
+
+def single_device_mesh() -> Mesh:
+    """A mesh of the default device alone: the one-process way to feed streamed data."""
+    return _sharding.data_mesh("fit", 1)
 
 
 def spans_processes(mesh: Mesh) -> bool:
@@ -98,7 +126,8 @@ def check_host_dataset(
         )
     if images.shape[0] == 0:
         raise InputError(f"{fn}: {name} images must hold at least one sample, got 0")
-    _check_finite_rows(fn, f"{name} images", images)
+    if not getattr(images, "always_finite", False):  # ImageRows: bytes / 255
+        _check_finite_rows(fn, f"{name} images", images)
     if labels.shape != tuple(images.shape[:1]):
         raise InputError(
             f"{fn}: {name} labels must have shape (N,) = ({images.shape[0]},), "
@@ -233,6 +262,12 @@ def fed_epoch_fn(
     return functools.partial(_train_epoch, spec, mesh)
 
 
+def chunk_steps(batch_size: int, image_shape: tuple[int, ...]) -> int:
+    """Steps per fed chunk: as many batches as fit :data:`FEED_CHUNK_BYTES` (at least one)."""
+    batch_bytes = batch_size * int(np.prod(image_shape)) * 4
+    return max(1, FEED_CHUNK_BYTES // max(1, batch_bytes))
+
+
 def _train_epoch(
     spec: EpochSpec,
     mesh: Mesh,
@@ -245,30 +280,61 @@ def _train_epoch(
 ) -> tuple[Params, Any, Metrics]:
     n = int(images.shape[0])
     index, weight = host_plan(local_key(key), int(epoch), n, spec.batch_size)
-    batches = feed(HostData(images, labels), index, weight, mesh)
-    return _jitted_train(mesh)(spec, n, params, opt_state, *batches)
+    data = HostData(images, labels)
+    steps = chunk_steps(spec.batch_size, tuple(images.shape[1:]))
+    loss_sums: list[jax.Array] = []
+    hit_counts: list[jax.Array] = []
+    for start in range(0, len(index), steps):
+        batches = feed(data, index[start : start + steps], weight[start : start + steps], mesh)
+        params, opt_state, sums = _jitted_train(mesh)(spec, params, opt_state, *batches)
+        _one_ahead(loss_sums)
+        loss_sums.append(sums[0])
+        hit_counts.append(sums[1])
+    return params, opt_state, _mean_metrics(mesh)(n, loss_sums, hit_counts)
+
+
+def _one_ahead(done: list[jax.Array]) -> None:
+    """Wait for the chunk before the one just dispatched: at most two chunks are in memory.
+
+    jax dispatches asynchronously, so without this the loop would read and queue
+    every chunk of the epoch while the first one computes: the whole data set.
+    While a chunk computes, the next one is read.
+    """
+    if done:
+        jax.block_until_ready(done[-1])
 
 
 @functools.cache
 def _jitted_train(mesh: Mesh) -> Any:
-    """The scan over fed batches, with replicated outputs (``spec`` and ``n`` are static)."""
+    """The scan over fed batches, with replicated outputs (``spec`` is static)."""
     return jax.jit(
         _scan_train,
-        static_argnums=(0, 1),
-        donate_argnums=(2, 3),
+        static_argnums=0,
+        donate_argnums=(1, 2),
         out_shardings=_sharding.replicated(mesh),
         compiler_options=EPOCH_COMPILER_OPTIONS,
     )
 
 
 def _scan_train(
-    spec: EpochSpec, n: int, params: Params, opt_state: Any, *batches: jax.Array
-) -> tuple[Params, Any, Metrics]:
+    spec: EpochSpec, params: Params, opt_state: Any, *batches: jax.Array
+) -> tuple[Params, Any, tuple[jax.Array, jax.Array]]:
+    """One chunk of steps: ``(params, opt_state, (loss sum, hit count) per step)``."""
     step = functools.partial(_epoch.train_on_batch, spec)
-    carry, (loss_sums, hit_counts) = lax.scan(
-        step, (params, opt_state), batches, unroll=spec.unroll
-    )
-    return (*carry, Metrics(jnp.sum(loss_sums) / n, jnp.sum(hit_counts) / n))
+    carry, per_step = lax.scan(step, (params, opt_state), batches, unroll=spec.unroll)
+    return (*carry, per_step)
+
+
+@functools.cache
+def _mean_metrics(mesh: Mesh) -> Any:
+    """``(n, [loss sums per chunk], [hit counts per chunk]) -> Metrics`` over all steps."""
+
+    def mean(n: int, loss_sums: list[jax.Array], hit_counts: list[jax.Array]) -> Metrics:
+        return Metrics(
+            jnp.sum(jnp.concatenate(loss_sums)) / n, jnp.sum(jnp.concatenate(hit_counts)) / n
+        )
+
+    return jax.jit(mean, static_argnums=0, out_shardings=_sharding.replicated(mesh))
 
 
 def evaluator(
@@ -283,30 +349,44 @@ def evaluator(
     n = int(data.images.shape[0])
     size = -(-min(batch_size, n) // mesh.size) * mesh.size
     index, weight = (np.asarray(part) for part in _epoch.batch_plan(n, size))
-    batches = feed(data, index, weight, mesh)
+    steps = chunk_steps(size, tuple(data.images.shape[1:]))
+    chunks = [(index[s : s + steps], weight[s : s + steps]) for s in range(0, len(index), steps)]
+    fed = [feed(data, *chunk, mesh) for chunk in chunks] if len(chunks) == 1 else None
     loss_fn = resolve_loss("evaluate", model, loss)
     evaluate = _jitted_evaluate(mesh)
-    return lambda params: evaluate(model, loss_fn, n, params, *batches)
+
+    def metrics(params: Params) -> Metrics:
+        loss_sums: list[jax.Array] = []
+        hit_counts: list[jax.Array] = []
+        # a data set of one chunk is fed once; a larger one again for every call
+        for batches in fed or (feed(data, *chunk, mesh) for chunk in chunks):
+            sums = evaluate(model, loss_fn, params, *batches)
+            _one_ahead(loss_sums)
+            loss_sums.append(sums[0])
+            hit_counts.append(sums[1])
+        return _mean_metrics(mesh)(n, loss_sums, hit_counts)
+
+    return metrics
 
 
 @functools.cache
 def _jitted_evaluate(mesh: Mesh) -> Any:
     return jax.jit(
         functools.partial(_scan_evaluate, batch_sharding=_sharding.batch_sharding(mesh)),
-        static_argnums=(0, 1, 2),
+        static_argnums=(0, 1),
         out_shardings=_sharding.replicated(mesh),
         compiler_options=EPOCH_COMPILER_OPTIONS,
     )
 
 
 def _scan_evaluate(
-    model: Layer, loss: Any, n: int, params: Params, *batches: jax.Array, batch_sharding: Any
-) -> Metrics:
+    model: Layer, loss: Any, params: Params, *batches: jax.Array, batch_sharding: Any
+) -> tuple[jax.Array, jax.Array]:
     def body(carry: None, batch: Any) -> Any:
         return carry, _epoch.evaluate_batch(model, loss, params, batch, batch_sharding)
 
-    _, (loss_sums, hit_counts) = lax.scan(body, None, batches)
-    return Metrics(jnp.sum(loss_sums) / n, jnp.sum(hit_counts) / n)
+    _, per_batch = lax.scan(body, None, batches)
+    return per_batch
 
 
 def evaluate_across_processes(

@@ -170,6 +170,10 @@ def fit(
         arguments and its host copy of ``train`` (NumPy or memory-mapped
         arrays, never copied whole to a device), and puts only its own share
         of each batch on its devices. See docs/scaling.md.
+        Streamed images (a ``numpy.memmap``, :class:`jaxcnn.data.ImageRows`
+        or another array-like, see :func:`~jaxcnn.train._feed.is_streamed`)
+        are fed the same way in one process: a chunk of steps at a time, so
+        memory does not grow with the data set (docs/data.md).
       precision: ``"float32"`` (default), or ``"bf16"``: each step's forward
         and backward passes in bfloat16 over float32 parameters, optimizer
         state, gradients and loss (mixed precision; faster on GPUs, slower
@@ -195,7 +199,10 @@ def fit(
     """
     mesh = _sharding.resolve_mesh("fit", devices=devices, mesh=mesh)
     across = mesh is not None and _feed.spans_processes(mesh)  # process-local data
-    check = _feed.check_host_dataset if across else check_dataset
+    host = across or streamed_pair(train)  # data fed from the host, a chunk at a time
+    if host and mesh is None:
+        mesh = _feed.single_device_mesh()
+    check = _feed.check_host_dataset if host else check_dataset
     images, labels = check("fit", "train", train, model=model, params=params)
     val_arrays = None if val is None else check("fit", "val", val, model=model, params=params)
     check_finite_tree("fit", "params", params)
@@ -223,7 +230,7 @@ def fit(
             loss=loss,
             precision=precision,
         )
-    elif across:
+    elif host:
         epoch_fn = _feed.fed_epoch_fn(
             model,
             optimizer,
@@ -247,12 +254,12 @@ def fit(
         )
     params = jax.tree.map(jnp.array, params)  # private copies: the epoch function donates them
     opt_state = optimizer.init(params) if opt_state is None else jax.tree.map(jnp.array, opt_state)
-    if across:  # params and optimizer state replicated; data fed per step (_feed)
+    if host:  # params and optimizer state replicated; data fed per chunk of steps (_feed)
         params, opt_state = _sharding.replicate((params, opt_state), mesh)
     elif mesh is not None:  # everything replicated on every device of the mesh
         placed = _sharding.replicate((params, opt_state, images, labels, key, val_arrays), mesh)
         params, opt_state, images, labels, key, val_arrays = placed
-    evaluate_val = _val_evaluator(model, val_arrays, eval_batch_size, mesh, across, loss)
+    evaluate_val = _val_evaluator(model, val_arrays, eval_batch_size, mesh, host, loss)
     history = _start_history(history, start_epoch, with_val=val is not None)
     bar = tqdm(
         total=epochs, initial=start_epoch, desc="train", unit="epoch", disable=not progress or None
@@ -291,6 +298,11 @@ def fit(
         best=None if val is None else best_epoch(history, monitor),
         best_params=best_params,
     )
+
+
+def streamed_pair(data: Any) -> bool:
+    """Whether ``data`` is an ``(images, labels)`` pair whose images are streamed from the host."""
+    return isinstance(data, tuple | list) and len(data) == 2 and _feed.is_streamed(data[0])
 
 
 def _is_best(history: History, monitor: str, epoch: int) -> bool:
@@ -403,7 +415,9 @@ def evaluate(
         range, mismatched counts) or non-finite ``params``.
     """
     resolved = _sharding.resolve_mesh("evaluate", devices=devices, mesh=mesh)
-    if resolved is not None and _feed.spans_processes(resolved):  # process-local data
+    across = resolved is not None and _feed.spans_processes(resolved)  # process-local data
+    if across or streamed_pair(data):
+        resolved = resolved if resolved is not None else _feed.single_device_mesh()
         host = _feed.check_host_dataset("evaluate", "data", data, model=model, params=params)
         check_finite_tree("evaluate", "params", params)
         batch_size = _checks.positive_int("evaluate", "batch_size", batch_size)

@@ -8,6 +8,7 @@ import numpy as np
 from jaxcnn.errors import InputError
 from jaxcnn.train._config import check_fraction
 from jaxcnn.train._dataset import Dataset, check_dataset
+from jaxcnn.train._feed import check_host_dataset, is_streamed
 
 
 def validation_split(data: Dataset, fraction: float, *, key: jax.Array) -> tuple[Dataset, Dataset]:
@@ -26,17 +27,20 @@ def validation_split(data: Dataset, fraction: float, *, key: jax.Array) -> tuple
 
     Returns:
       ``(train, val)``, two ``(images, labels)`` pairs of NumPy arrays that
-      partition ``data``.
+      partition ``data``. Streamed images (:class:`jaxcnn.data.ImageRows`)
+      are indexed, not read: each part is again an ``ImageRows``.
 
     Raises:
       InputError: when either part would be empty.
     """
     fn = "validation_split"
-    check_dataset(fn, "data", data)
+    streamed = isinstance(data, tuple | list) and len(data) == 2 and is_streamed(data[0])
+    (check_host_dataset if streamed else check_dataset)(fn, "data", data)
     fraction = check_fraction(fn, fraction, "fraction")
     if fraction == 0:
         raise InputError(f"{fn}: fraction must be in (0, 1), got 0")
-    images, labels = np.asarray(data[0]), np.asarray(data[1])
+    images = data[0] if streamed else np.asarray(data[0])  # streamed rows stay on disk
+    labels = np.asarray(data[1])
     held_out = _held_out(labels, fraction, np.asarray(jax.random.permutation(key, len(labels))))
     count = int(held_out.sum())
     if count == 0 or count == len(labels):

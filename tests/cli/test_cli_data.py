@@ -115,7 +115,7 @@ def test_eval_refuses_changed_or_missing_data_unless_told(
         (
             lambda path: path,
             "mnist-dense",
-            r"load_data: .* does not exist; --data takes a folder of the four MNIST-format IDX",
+            r"load_data: .* does not exist; --data takes a folder of class folders of images",
         ),
     ],
     ids=["image size", "too many classes for a binary model", "one class", "missing"],

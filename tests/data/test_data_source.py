@@ -193,7 +193,7 @@ def test_data_source_checks_itself() -> None:
     assert DataSource.from_dict(source.to_dict()) == source
     assert source.describe() == "the file /d.npz"
     with pytest.raises(
-        ValueError, match=r"kind must be one of \('shapes', 'mnist', 'idx', 'npz'\)"
+        ValueError, match=r"kind must be one of \('shapes', 'mnist', 'idx', 'npz', 'images'\)"
     ):
         DataSource("http", "0" * 64)
     with pytest.raises(ValueError, match="sha256 must be 64 hex digits, got 'abc'"):

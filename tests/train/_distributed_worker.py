@@ -174,7 +174,7 @@ def collectives(out: Path) -> dict[str, Any]:
     index, weight = _feed.host_plan(jax.random.key(1), 0, len(labels), 32)
     batches = _feed.feed(_feed.HostData(images, labels), index, weight, mesh)
     spec = epoch_fn.args[0]  # type: ignore[attr-defined]
-    lowered = _feed._jitted_train(mesh).lower(spec, len(labels), *placed, *batches)
+    lowered = _feed._jitted_train(mesh).lower(spec, *placed, *batches)  # one chunk of steps
     hlo = lowered.compile().as_text()
     shards = sorted({tuple(shard.data.shape) for shard in batches[0].addressable_shards})
     return {

@@ -80,14 +80,20 @@ non_negative_int = number(int, "an integer >= 0", lambda value: value >= 0)
 """argparse type: an int >= 0."""
 
 
-def device_count(text: str) -> int:
-    """argparse type: an int from 1 to the number of devices jax sees."""
-    count = positive(int)(text)
+def check_device_count(count: int) -> None:
+    """Refuse ``--devices count`` beyond the devices jax sees in this process.
+
+    Checked after parsing, once the command knows it is not distributed: at parse time it
+    would judge ``--devices`` before the cluster (and the documented refusal of
+    ``--devices`` with ``--distributed``) exists.
+
+    Raises:
+      UsageError: ``count`` is above ``jax.device_count()``.
+    """
     available = jax.device_count()
     if count > available:
         platform = jax.devices()[0].platform
-        raise argparse.ArgumentTypeError(
-            f"must be at most the number of {platform} devices ({available}), got {text!r}; "
+        raise UsageError(
+            f"--devices {count}: must be at most the number of {platform} devices ({available}); "
             f"for N devices on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N"
         )
-    return int(count)

@@ -37,8 +37,8 @@ from jaxcnn.cli._common import (
     EXIT_DIVERGED,
     HISTORY,
     UsageError,
+    check_device_count,
     check_writable,
-    device_count,
     non_negative_int,
     positive,
 )
@@ -100,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--devices",
-        type=device_count,
+        type=positive(int),
         help="data-parallel training: split every batch over N devices (default 1)",
     )
     parser.add_argument(
@@ -148,6 +148,8 @@ def run_train(args: argparse.Namespace) -> int:
     cluster = _cluster.join(args)  # None unless --distributed (before jax starts its devices)
     if cluster is not None:  # a distributed run splits every batch over every device
         args.devices = jax.device_count()
+    elif args.devices is not None:
+        check_device_count(args.devices)
     out = args.out if args.out is not None else Path("runs") / args.model
     if cluster is not None and cluster.process_id != 0:  # process 0 locks and writes `out`
         return _train_locked(args, out, cluster)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jax
 import pytest
 
 from jaxcnn import cli
@@ -210,8 +211,14 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_distributed_uses_every_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["train", "shapes", "--distributed", "--devices", "1", "--out", str(tmp_path / "r")]
+@pytest.mark.parametrize("beyond", [False, True], ids=["one device", "beyond this process"])
+def test_distributed_uses_every_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], beyond: bool
+) -> None:
+    # Asking for more devices than this process has gets the same rule, not a device count:
+    # the count is checked only once the run is known not to be distributed (issue 24).
+    devices = str(jax.device_count() + 1 if beyond else 1)
+    args = ["train", "shapes", "--distributed", "--devices", devices, "--out", str(tmp_path / "r")]
     code, err = run(args, capsys)
     assert code == 2
     assert err == (

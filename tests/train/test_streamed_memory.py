@@ -1,10 +1,11 @@
 """Peak memory of decoding and training on an image folder larger than a memory bound.
 
 A child process decodes a folder whose float32 pixels are ``DATA_BYTES``, trains an
-epoch on it and evaluates it, then reports its peak RSS (``ru_maxrss``) above its RSS
-once jax and jaxcnn were imported. The bound is half the data: a run that held the
-data set in memory once, as float32, would pass it. Feeding chunks of 8 MiB (instead
-of 64) keeps the feed's share small at this data size; nothing else is tuned.
+epoch on it and evaluates it, then reports its peak RSS (``VmHWM``, see
+:mod:`tests.memory`) above its RSS once jax and jaxcnn were imported. The bound is
+half the data: no run that held the data set in memory once, as float32, would pass
+it. Feeding chunks of 8 MiB (instead of 64) keeps the feed's share small at this data
+size; nothing else is tuned.
 
 ``-s`` shows the growth (docs/data.md quotes it): compiling and the feed, about the
 same at a third of the images, so it does not grow with the data; the data set is
@@ -24,22 +25,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.memory import PEAK_RSS_SOURCE
+
 N_IMAGES, SIDE = 4800, 128
 DATA_BYTES = N_IMAGES * SIDE * SIDE * 3 * 4  # as float32: 944 MB
 BOUND = DATA_BYTES // 2
 
-CHILD = textwrap.dedent(
+CHILD = PEAK_RSS_SOURCE + textwrap.dedent(
     """
-    import json, resource, sys
+    import json, sys
     import jax
     from jaxcnn import layers, models, train
     from jaxcnn.data import load_data
     from jaxcnn.train import _feed
-
-    def rss():
-        with open("/proc/self/status") as status:
-            line = next(line for line in status if line.startswith("VmRSS:"))
-        return int(line.split()[1]) * 1024
 
     jax.devices()
     _feed.FEED_CHUNK_BYTES = 8 * 2**20
@@ -55,7 +53,7 @@ CHILD = textwrap.dedent(
         batch_size=64, key=jax.random.key(1), progress=False,
     )
     metrics = train.evaluate(model, result.params, data.test, batch_size=64)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     print(json.dumps({"grown": peak - before, "n": len(data.train[1]) + len(data.test[1]),
                       "accuracy": metrics.accuracy}))
     """

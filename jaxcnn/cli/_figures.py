@@ -38,7 +38,7 @@ import numpy as np
 from jaxcnn import manual, train
 from jaxcnn.cli._common import CHECKPOINT, HISTORY, UsageError, check_writable, non_negative_int
 from jaxcnn.cli._train import train_run
-from jaxcnn.data import load_mnist
+from jaxcnn.data import load_mnist, shapes
 from jaxcnn.errors import InputError
 from jaxcnn.layers import Layer
 
@@ -56,7 +56,7 @@ CURVES_PNG = "training_curves.png"
 SALIENCY_PNG = "saliency.png"
 VAL_FRACTION = 0.1
 """Held out for validation by the training made without ``--run`` (Keras' ``validation_split``)."""
-SHAPE_CLASSES = ("square", "circle")
+SHAPE_CLASSES = shapes.CLASS_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

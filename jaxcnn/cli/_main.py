@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from jaxcnn import __version__
-from jaxcnn.cli import _data, _figures, _launch, _predict, _train
+from jaxcnn.cli import _data, _explore, _figures, _launch, _predict, _train
 from jaxcnn.cli._cache import ENV, enable_compile_cache
 from jaxcnn.cli._common import EXIT_USAGE, Parser
 from jaxcnn.cli._signals import describe, exit_code, stop_on_signals
@@ -32,7 +32,7 @@ class Command(Protocol):
     def register(self, subparsers: argparse._SubParsersAction[Any]) -> None: ...
 
 
-COMMANDS: list[ModuleType] = [_train, _predict, _data, _figures, _launch]
+COMMANDS: list[ModuleType] = [_train, _predict, _data, _figures, _explore, _launch]
 """The subcommand modules, in ``--help`` order."""
 
 

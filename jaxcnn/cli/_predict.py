@@ -3,7 +3,7 @@
 Each ``IMAGE`` is a file, a folder (searched recursively for image files by
 extension, in sorted order) or a glob (``'photos/*.jpg'``, expanded here when
 the shell did not). Every image is decoded as the run's training images were
-(:func:`preprocessing`): converted to the run's colour mode and resized to its
+(:func:`jaxcnn.train.preprocessing`): converted to the run's colour mode and resized to its
 size with the same bilinear filter, by :func:`jaxcnn.data.decode_image`.
 
 Output: one line per image, ``PATH: LABEL P% (LABEL2 P2%, ...)``, the top
@@ -29,7 +29,6 @@ from jaxcnn import train
 from jaxcnn.cli._common import CHECKPOINT, UsageError, positive
 from jaxcnn.data import IMAGE_SUFFIXES, ImageFileError, decode_image
 from jaxcnn.errors import MissingFileError
-from jaxcnn.layers import input_shape_of
 
 BATCH = 256
 """Images decoded and classified at a time (memory, not results)."""
@@ -57,36 +56,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="leave out unreadable files (their count is printed) instead of stopping",
     )
     parser.set_defaults(handler=run_predict)
-
-
-class Preprocessing(NamedTuple):
-    """How a run's images were read: what ``predict`` does to a file first."""
-
-    color: str  # one of jaxcnn.data.COLOR_MODES
-    size: tuple[int, int]  # (H, W)
-    classes: tuple[str, ...]  # the name of each class
-
-
-def preprocessing(checkpoint: train.Checkpoint) -> Preprocessing:
-    """The run's colour, size and class names (recorded for image folders, else derived).
-
-    A run trained on an image folder recorded them (``source.images``). Any
-    other run's model records its input shape: ``C == 1`` means grayscale,
-    ``(H, W)`` the size, and the classes are named ``"0"``, ``"1"``, ...
-    """
-    source = checkpoint.data
-    if source is not None and source.images is not None:
-        settings = source.images
-        return Preprocessing(settings.color, settings.size, settings.classes)
-    shape = input_shape_of(checkpoint.model)
-    if shape is None or len(shape) != 3 or shape[2] not in (1, 3):
-        raise UsageError(
-            f"predict: the run's model takes inputs of shape {shape}, not images [H, W, 1 or 3]"
-        )
-    one = np.zeros((1, *shape), np.float32)
-    classes = train.predict(checkpoint.model, checkpoint.params, one).shape[1]
-    color = "grayscale" if shape[2] == 1 else "rgb"
-    return Preprocessing(color, (shape[0], shape[1]), tuple(str(i) for i in range(classes)))
 
 
 def image_files(patterns: list[str]) -> list[Path]:
@@ -123,7 +92,7 @@ def run_predict(args: argparse.Namespace) -> int:
     """Classify every image; print its top classes (or JSON lines)."""
     path = args.run / CHECKPOINT if args.run.is_dir() else args.run
     checkpoint = train.load_checkpoint(path)
-    how = preprocessing(checkpoint)
+    how = train.preprocessing(checkpoint)
     skipped = 0
     for batch in _batches(image_files(args.images), how, args.skip_bad):
         if batch.skipped:
@@ -144,7 +113,7 @@ class _Batch(NamedTuple):
     skipped: int
 
 
-def _batches(files: list[Path], how: Preprocessing, skip_bad: bool) -> Iterator[_Batch]:
+def _batches(files: list[Path], how: train.Preprocessing, skip_bad: bool) -> Iterator[_Batch]:
     for start in range(0, len(files), BATCH):
         paths, images, skipped = [], [], 0
         for file in files[start : start + BATCH]:

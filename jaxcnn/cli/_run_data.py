@@ -31,6 +31,7 @@ from jaxcnn.data import (
     DataSource,
     class_count,
     load_data,
+    load_recorded,
     mnist_data,
     shapes_data,
 )
@@ -153,9 +154,7 @@ def recorded_data(
     source, config = checkpoint.data, checkpoint.config
     if source is not None and source.kind not in ("shapes", "mnist"):
         try:
-            data = load_data(
-                str(source.path), sha256=source.sha256, progress=True, **source.load_options()
-            )
+            data = load_recorded(source, progress=True)
         except MissingFileError as err:
             raise UsageError(
                 f"{flag}: the run's data, {source.describe()}, is missing ({err}); "

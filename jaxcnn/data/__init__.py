@@ -23,6 +23,7 @@ from jaxcnn.data._source import (
     class_count,
     class_names,
     load_data,
+    load_recorded,
     mnist_data,
     shapes_data,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "fetch_mnist",
     "load_data",
     "load_mnist",
+    "load_recorded",
     "make_shapes",
     "mnist_data",
     "read_idx",

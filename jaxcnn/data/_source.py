@@ -330,6 +330,29 @@ def shapes_data(seed: int = 0, n_per_class: int = 2000) -> Data:
     return Data(train, test, DataSource("shapes", arrays_sha256(*train, *test)))
 
 
+def load_recorded(source: DataSource, *, seed: int = 0, progress: bool = False) -> Data:
+    """The data ``source`` describes, loaded again the same way and checked against its SHA-256.
+
+    Args:
+      source: a run's recorded :class:`DataSource`.
+      seed: the run's seed (the generated shapes are drawn from it).
+      progress: show progress bars while hashing and decoding an image folder.
+
+    Raises:
+      MissingFileError: the data is no longer there (MNIST: not fetched).
+      DataChangedError: it is, but it has changed since the run recorded it.
+    """
+    if source.kind == "shapes":
+        data = shapes_data(seed)
+    elif source.kind == "mnist":
+        data = mnist_data()
+    else:
+        options = source.load_options()
+        data = load_data(str(source.path), sha256=source.sha256, progress=progress, **options)
+    check_sha256(source.describe(), data.source.sha256, source.sha256)
+    return data
+
+
 def class_names(data: Data) -> tuple[str, ...]:
     """The name of each class: an image folder's class folders, else ``"0"``, ``"1"``, ..."""
     if data.source.images is not None:

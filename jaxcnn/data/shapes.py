@@ -32,6 +32,8 @@ ANTI_ALIAS = 0.5
 """Width of the fading band outside a circle's solid ring, in pixels."""
 SQUARE, CIRCLE = 0, 1
 """Labels."""
+CLASS_NAMES = ("square", "circle")
+"""The name of each label."""
 
 Split: TypeAlias = tuple[np.ndarray, np.ndarray]
 """``(images [n, 28, 28, 1] float32 in [0, 1], labels [n] int32)``."""
@@ -142,6 +144,23 @@ def rings(radius: np.ndarray, centre_y: np.ndarray, centre_x: np.ndarray) -> np.
     fade = 255 * (half + ANTI_ALIAS - ring) / ANTI_ALIAS
     values = np.where(ring <= half, 255.0, np.where(ring <= half + ANTI_ALIAS, fade, 0.0))
     return values.astype(np.float32)
+
+
+def demo_shapes() -> np.ndarray:
+    """A square and a circle drawn by the article's generator, centred.
+
+    Both are 28x28 with values in ``[0, 1]`` (the article's pixels / 255):
+
+    * square: side 16 (rows and columns 6..21), a 2-pixel outline;
+    * circle: radius 8 around the centre, a 2-pixel ring with a half-pixel
+      anti-aliased fringe.
+
+    Returns:
+      ``[2, 28, 28]`` float32: ``square, circle = demo_shapes()``.
+    """
+    square = square_outlines(np.array([16]), np.array([6]), np.array([6]))
+    circle = rings(np.array([8.0]), np.array([14.0]), np.array([14.0]))
+    return np.concatenate([square, circle]) / np.float32(255)
 
 
 def _seed(seed: object) -> int:

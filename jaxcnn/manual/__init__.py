@@ -17,7 +17,8 @@ Backward formulas (``g`` is always the upstream gradient ``dL/d output``):
 * :func:`sigmoid_bce_backward`, :func:`softmax_ce_backward` ``(logits, labels)``:
   "output - label", divided by the batch size
 
-Whole models: :func:`model_grads` / :func:`model_loss_and_grads` chain them
+Whole models: :func:`loss_gradient` starts the chain ("output - label" of
+the model's loss); :func:`model_grads` / :func:`model_loss_and_grads` chain them
 (forward with caches, backward in reverse); :func:`input_gradient` chains
 them down to the image, ``d score / d x`` (the ``dx`` the article never
 computed: which pixels decided). :func:`with_manual_grads` rebuilds
@@ -38,6 +39,7 @@ from jaxcnn.manual._model import (
     backward,
     forward,
     loss_fn,
+    loss_gradient,
     model_grads,
     model_loss_and_grads,
     with_manual_grads,
@@ -74,6 +76,7 @@ __all__ = [
     "global_avg_pool2d_backward",
     "input_gradient",
     "loss_fn",
+    "loss_gradient",
     "max_pool2d",
     "max_pool2d_backward",
     "model_grads",

@@ -87,6 +87,24 @@ def model_loss_and_grads(
     return ops.LOSSES[name](logits, y, weights), grads
 
 
+def loss_gradient(
+    model: Layer, logits: jax.Array, y: jax.Array, *, weights: Any = None, loss: str | None = None
+) -> jax.Array:
+    """``dL/d logits`` of the model's named loss: the article's "output - label".
+
+    Args:
+      model: the model whose ``config["loss"]`` names the loss (or ``loss``).
+      logits: ``[N, K]``.
+      y: ``[N]`` labels.
+      weights: optional ``[N]`` per-example loss weights.
+
+    Returns:
+      ``[N, K]``, the gradient :func:`backward` starts from.
+    """
+    name = _loss_name(model, loss, "loss_gradient")
+    return _LOSS_BACKWARDS[name](logits, y, weights=weights)
+
+
 def forward(layer: Layer, params: Params, x: jax.Array) -> tuple[jax.Array, Any]:
     """Run ``layer`` keeping what its backward needs.
 

@@ -52,7 +52,8 @@ from jaxcnn.train._epoch import GRADS, Grads, Metrics, batch_plan, epoch_order, 
 from jaxcnn.train._fit import EpochEnd, FitResult, History, TrainingDivergedError, evaluate, fit
 from jaxcnn.train._loss import Loss
 from jaxcnn.train._precision import PRECISIONS, Precision
-from jaxcnn.train._predict import predict
+from jaxcnn.train._predict import predict, probabilities
+from jaxcnn.train._preprocessing import Preprocessing, preprocessing
 from jaxcnn.train._split import validation_split
 from jaxcnn.train._stopping import MONITORS, Best, best_epoch, should_stop
 from jaxcnn.train._xla_options import EPOCH_COMPILER_OPTIONS
@@ -81,6 +82,7 @@ __all__ = [
     "Loss",
     "Metrics",
     "Precision",
+    "Preprocessing",
     "TrainConfig",
     "TrainingDivergedError",
     "batch_plan",
@@ -98,6 +100,8 @@ __all__ = [
     "make_optimizer",
     "output_classes",
     "predict",
+    "preprocessing",
+    "probabilities",
     "save_checkpoint",
     "should_stop",
     "validation_split",

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from jaxcnn import _checks
-from jaxcnn.data import shapes
+from jaxcnn.data.shapes import demo_shapes as demo_shapes  # re-exported by jaxcnn.viz
 from jaxcnn.errors import InputError, InputTypeError
 
 PathLike: TypeAlias = str | os.PathLike[str]
@@ -138,20 +138,3 @@ def draw_matrix(
         colour = "black" if luminance > 0.5 else "white"
         label = format_value(float(value))
         ax.text(col, row, label, ha="center", va="center", color=colour, fontsize=fontsize)
-
-
-def demo_shapes() -> np.ndarray:
-    """A square and a circle drawn by the article's generator, centred.
-
-    Both are 28x28 with values in ``[0, 1]`` (the article's pixels / 255):
-
-    * square: side 16 (rows and columns 6..21), a 2-pixel outline;
-    * circle: radius 8 around the centre, a 2-pixel ring with a half-pixel
-      anti-aliased fringe.
-
-    Returns:
-      ``[2, 28, 28]`` float32: ``square, circle = demo_shapes()``.
-    """
-    square = shapes.square_outlines(np.array([16]), np.array([6]), np.array([6]))
-    circle = shapes.rings(np.array([8.0]), np.array([14.0]), np.array([14.0]))
-    return np.concatenate([square, circle]) / np.float32(255)

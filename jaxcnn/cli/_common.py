@@ -17,6 +17,8 @@ EXIT_USAGE = 2
 """Bad arguments, files or data: one line on stderr."""
 EXIT_DIVERGED = 3
 """Training diverged on valid data (the checkpoint keeps the last finite epoch)."""
+EXIT_PEER_LOST = 4
+"""A distributed run lost one of its processes (one line names it and the ``--resume`` command)."""
 EXIT_INTERRUPTED = 130
 """Ctrl-C (128 + SIGINT)."""
 

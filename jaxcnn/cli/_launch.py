@@ -14,8 +14,13 @@ Process 0's output goes straight to this terminal; the others' lines are
 prefixed with ``[process i]``. When a process fails (exit code other than 0,
 or killed by a signal), the launcher stops the others (SIGTERM, then SIGKILL
 after ``--grace`` seconds), says which process failed first, and exits with
-its exit code (128 + the signal number for a signal). Ctrl-C or SIGTERM to
-the launcher stops every process the same way.
+its exit code (128 + the signal number for a signal). When that process was
+lost (killed by a signal, stopped by one, or exit code 4: it lost a peer)
+rather than failing with an error of its own, the same line gives the
+``jaxcnn launch ... --resume`` command that continues the run from its last
+checkpoint: the launcher names process 0's loss too, which the processes
+themselves cannot (see ``_peers``). Ctrl-C or SIGTERM to the launcher stops
+every process the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -32,11 +38,14 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
-from jaxcnn.cli._common import EXIT_INTERRUPTED, UsageError, positive
+from jaxcnn.cli._cluster import resume_command
+from jaxcnn.cli._common import EXIT_INTERRUPTED, EXIT_PEER_LOST, UsageError, positive
 from jaxcnn.train._distributed import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 
 FORCE_DEVICES = "--xla_force_host_platform_device_count"
 POLL_SECONDS = 0.1
+GRACE = 10.0
+"""Default ``--grace``: seconds the others get to stop after a failure."""
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
@@ -64,9 +73,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--grace",
         type=positive(float),
-        default=10.0,
+        default=GRACE,
         metavar="SECONDS",
-        help="after a failure, how long the others get to stop before SIGKILL (default 10)",
+        help=f"after a failure, how long the others get to stop before SIGKILL (default {GRACE:g})",
     )
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, help="the jaxcnn command to run, after '--'"
@@ -92,12 +101,22 @@ def run_launch(args: argparse.Namespace) -> int:
             f"(e.g. jaxcnn launch -n 2 -- train shapes)"
         )
     port = args.port if args.port is not None else free_port()
+    resume = _resume(args, command)
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         with _processes(command, args.processes, args.devices_per_process, port) as processes:
-            return _supervise(processes, args.grace)
+            return _supervise(processes, args.grace, resume)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _resume(args: argparse.Namespace, command: Sequence[str]) -> str:
+    """The launch command that continues this run from its last checkpoint (shell-quoted)."""
+    launch = ["jaxcnn", "launch", "-n", str(args.processes)]
+    launch += ["--devices-per-process", str(args.devices_per_process)]
+    launch += [] if args.port is None else ["--port", str(args.port)]
+    launch += [] if args.grace == GRACE else ["--grace", f"{args.grace:g}"]
+    return shlex.join([*launch, "--", *resume_command(command)])
 
 
 class _StopRequestError(Exception):
@@ -177,7 +196,7 @@ def _relay(source: IO[bytes], target: IO[str], index: int) -> threading.Thread:
     return thread
 
 
-def _supervise(processes: list[subprocess.Popen[bytes]], grace: float) -> int:
+def _supervise(processes: list[subprocess.Popen[bytes]], grace: float, resume: str) -> int:
     """Wait for all to finish; on the first failure stop the rest; the launch's exit code."""
     try:
         while True:
@@ -185,7 +204,7 @@ def _supervise(processes: list[subprocess.Popen[bytes]], grace: float) -> int:
             failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0)]
             if failed:
                 index, code = failed[0]
-                return _fail(processes, index, int(code or 0), grace)
+                return _fail(processes, index, int(code or 0), grace, resume)
             if all(code == 0 for code in codes):
                 return 0
             time.sleep(POLL_SECONDS)
@@ -196,11 +215,15 @@ def _supervise(processes: list[subprocess.Popen[bytes]], grace: float) -> int:
         return EXIT_INTERRUPTED if isinstance(stop, KeyboardInterrupt) else EXIT_TERMINATED
 
 
-def _fail(processes: list[subprocess.Popen[bytes]], index: int, code: int, grace: float) -> int:
+def _fail(
+    processes: list[subprocess.Popen[bytes]], index: int, code: int, grace: float, resume: str
+) -> int:
     running = [p for p in processes if p.poll() is None]
     how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
     stopping = f"; stopping the other {len(running)}" if running else ""
-    print(f"jaxcnn launch: process {index} {how}{stopping}", file=sys.stderr, flush=True)
+    lost = code < 0 or code == EXIT_PEER_LOST or code > 128  # not an error of its own
+    again = f"; to resume from the last checkpoint: {resume}" if lost else ""
+    print(f"jaxcnn launch: process {index} {how}{stopping}{again}", file=sys.stderr, flush=True)
     _stop(processes, grace)
     return 128 - code if code < 0 else code
 

@@ -11,7 +11,9 @@ sized to it: :mod:`jaxcnn.cli._run_data`.
 
 Exit codes: 0 success, 2 bad arguments, files or data, or a run directory in
 use (one line on stderr), 3 training diverged on valid data (the checkpoint
-keeps the last finite epoch), 130/143/129 Ctrl-C/SIGTERM/SIGHUP.
+keeps the last finite epoch), 4 a distributed run lost one of its processes
+(one line names it and the ``--resume`` command, see ``_cluster``),
+130/143/129 Ctrl-C/SIGTERM/SIGHUP.
 
 One ``train`` at a time writes a run directory (see ``_run_dir``).
 """
@@ -145,16 +147,17 @@ class _Start(NamedTuple):
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, checkpointing every epoch; print the test accuracy."""
-    cluster = _cluster.join(args)  # None unless --distributed (before jax starts its devices)
-    if cluster is not None:  # a distributed run splits every batch over every device
-        args.devices = jax.device_count()
-    elif args.devices is not None:
-        check_device_count(args.devices)
     out = args.out if args.out is not None else Path("runs") / args.model
-    if cluster is not None and cluster.process_id != 0:  # process 0 locks and writes `out`
-        return _train_locked(args, out, cluster)
-    with _run_dir.claim(out, _RUN_FILES, note=_note(args.quiet)):
-        return _train_locked(args, out, cluster)
+    # None unless --distributed (before jax starts its devices); a lost peer ends the block
+    with _cluster.joined(args, out / CHECKPOINT) as cluster:
+        if cluster is not None:  # a distributed run splits every batch over every device
+            args.devices = jax.device_count()
+        elif args.devices is not None:
+            check_device_count(args.devices)
+        if cluster is not None and cluster.process_id != 0:  # process 0 locks and writes `out`
+            return _train_locked(args, out, cluster)
+        with _run_dir.claim(out, _RUN_FILES, note=_note(args.quiet)):
+            return _train_locked(args, out, cluster)
 
 
 def _train_locked(args: argparse.Namespace, out: Path, cluster: train.Cluster | None = None) -> int:

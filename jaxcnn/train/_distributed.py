@@ -87,6 +87,7 @@ def init_distributed(
     *,
     timeout: int = DEFAULT_TIMEOUT,
     connect_timeout: int | None = None,
+    heartbeat_timeout: int | None = None,
     local_device_ids: Sequence[int] | None = None,
 ) -> Cluster:
     """Join the multi-process run (``jax.distributed.initialize``); call before any jax work.
@@ -107,6 +108,9 @@ def init_distributed(
         others are stopped; also the wait at shutdown.
       connect_timeout: seconds to wait for every process to connect
         (default ``timeout``).
+      heartbeat_timeout: JAX's own heartbeat timeout, when it differs from
+        ``timeout`` (default ``timeout``): a caller that watches its peers
+        itself (``jaxcnn train``) makes JAX's verdict the later one.
       local_device_ids: optional: the accelerators this process uses
         (``JAX_LOCAL_DEVICE_IDS``; ignored on CPU).
 
@@ -125,6 +129,9 @@ def init_distributed(
     index = process_id if process_id is not None else found[2]
     timeout = _seconds("timeout", timeout)
     connect = timeout if connect_timeout is None else _seconds("connect_timeout", connect_timeout)
+    heartbeat = (
+        timeout if heartbeat_timeout is None else _seconds("heartbeat_timeout", heartbeat_timeout)
+    )
     _check_ids(count, index)
     if jax.config.jax_cpu_collectives_implementation is None:  # type: ignore[attr-defined]
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -136,7 +143,7 @@ def init_distributed(
             index,
             local_device_ids=local_device_ids,
             initialization_timeout=connect,
-            heartbeat_timeout_seconds=timeout,
+            heartbeat_timeout_seconds=heartbeat,
             shutdown_timeout_seconds=timeout,
         )
     except (RuntimeError, ValueError, TypeError) as err:

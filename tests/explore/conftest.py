@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from jaxcnn.explore import Explorer
 from tests.explore.serving import serving, train_shapes_run
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +52,30 @@ def bare_url(bare_explorer: Explorer) -> Iterator[str]:
     """The URL of a server without a run."""
     with serving(bare_explorer) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the session's browser tests (tests/explore/browser.py).
+
+    Without a browser these tests skip, except in CI (``CI=true``), where they fail: a browser
+    test skipped in CI would pass nothing.
+    """
+    missing = None
+    if importlib.util.find_spec("playwright") is None:
+        missing = "no playwright: pip install -e '.[dev]'"
+    else:
+        from tests.explore.browser import chromium_version, find_chromium, launch
+
+        path = find_chromium()
+        if path is None:
+            missing = "no Chromium: install Debian's chromium package or point $CHROMIUM at one"
+    if missing is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, but {missing}", pytrace=False)
+        pytest.skip(missing)
+    assert path is not None
+    version = chromium_version(path)
+    logging.getLogger(__name__).warning("browser tests use %s (%s)", version, path)
+    with launch(path) as chromium:
+        yield chromium

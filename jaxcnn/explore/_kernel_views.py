@@ -109,7 +109,7 @@ def slide(
     rows = jnp.arange(size.out)[:, None, None, None] * stride + offsets[None, None, :, None]
     cols = jnp.arange(size.out_w)[None, :, None, None] * stride + offsets[None, None, None, :]
     windows = padded[rows, cols]
-    products = windows * kernel
+    products = windows * kernel[None, None]
     return windows, products, jnp.sum(products, axis=(2, 3))
 
 

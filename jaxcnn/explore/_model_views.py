@@ -83,7 +83,8 @@ def forward_view(model: Layer, params: Params, x: jax.Array, target: jax.Array) 
         outputs.append(h)
     logits = h
     probabilities = train.probabilities(logits)
-    chosen = jnp.where(target < 0, jnp.argmax(probabilities[0]), target).astype(jnp.int32)
+    predicted = jnp.argmax(probabilities[0]).astype(jnp.int32)
+    chosen = jnp.where(target < 0, predicted, target.astype(jnp.int32))
     saliency = manual.input_gradient(model, params, x, target=chosen[None])
     return Forward(tuple(outputs), logits, probabilities, chosen, saliency)
 

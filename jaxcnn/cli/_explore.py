@@ -2,7 +2,8 @@
 
 Serves the page of :mod:`jaxcnn.explore` on ``--host`` (default ``127.0.0.1``,
 loopback only) and ``--port`` (default 8765; ``0`` picks a free one), prints
-its URL and opens it in the browser (unless ``--no-browser``), until Ctrl-C.
+its URL and opens it in the browser (unless ``--no-browser``), until Ctrl-C
+(or SIGTERM), which stops the server and exits with code 0.
 Every JAX function the page needs is compiled before the URL is printed.
 The web server is the ``explore`` extra: ``pip install "jaxcnn[explore]"``.
 """
@@ -76,11 +77,10 @@ def run_explore(args: argparse.Namespace) -> int:
     if not args.no_browser:
         webbrowser.open(server.url)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("jaxcnn explore: stopped", file=sys.stderr)
+        server.serve_forever()  # returns on Ctrl-C (Werkzeug's loop ends on KeyboardInterrupt)
     finally:
         server.shutdown()
+    print("jaxcnn explore: stopped", file=sys.stderr)
     return 0
 
 

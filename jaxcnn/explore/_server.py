@@ -237,15 +237,18 @@ class Server:
 
     def __init__(self, explorer: Explorer, host: str = "127.0.0.1", port: int = 0) -> None:
         app = ExploreApp(explorer, ())
-        try:
-            self.http: BaseWSGIServer = make_server(
-                host, port, app, threaded=True, request_handler=_QuietHandler
-            )
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:  # bound here, so that a refusal is an error, not Werkzeug's sys.exit(1)
+            listener = socket.create_server((host, port), family=family)
         except OSError as err:
             hint = "; pass --port 0 for a free one" if port else ""
             raise InputError(
                 f"--host/--port: cannot listen on {host}:{port} ({err.strerror}){hint}"
             ) from None
+        with listener:  # Werkzeug serves a duplicate of its descriptor
+            self.http: BaseWSGIServer = make_server(
+                host, port, app, threaded=True, request_handler=_QuietHandler, fd=listener.fileno()
+            )
         self.host, self.port = host, int(self.http.socket.getsockname()[1])
         app.allowed_hosts = frozenset(allowed_hosts(host, self.port))
 

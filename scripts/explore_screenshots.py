@@ -52,13 +52,13 @@ def shoot(browser: Browser, url: str, name: str, act: object = None) -> None:
 
 
 def play_half_way(page: Page) -> None:
-    """Press Play, let it run a few positions, pause, and scrub to the middle."""
+    """Press Play, let it run a few positions, pause, and scrub to the middle (the right edge)."""
     before = renders(page)
     page.click("#play-btn")
     wait_render(page, before)
     page.wait_for_function("() => Number(document.getElementById('play').dataset.pos) >= 3")
     page.click("#play-btn")
-    page.evaluate("() => { document.getElementById('scrubber').value = 370; }")
+    page.evaluate("() => { document.getElementById('scrubber').value = 385; }")
     page.locator("#scrubber").dispatch_event("input")
 
 

@@ -6,32 +6,34 @@
  * Test contract (tests/explore/test_browser_*.py and benchmarks/explore_latency.py rely on it).
  * Every number shown is also in a data-* attribute, written with String(x), which round-trips the
  * float32 (or JSON number) exactly.
- *   body[data-state]     "loading", "busy" (a request in flight), "ready" (the view has drawn),
- *                        "error" (the last request failed; its message is in #error)
- *   body[data-view]      kernels | pattern | model | backward | training
- *   #error               the failed request's {"error"} message; hidden when there is none
- *   window.explore       .last.<name>: the last drawn answer of kernel, match, slide, forward,
- *                        backward, run, upload, with every array as a nested plain Array;
- *                        .renders: count of finished renders; .timing: the last render's times
- *                        (t0 = the event's timeStamp, total/net/parse/draw in ms); .state()
+ *   body[data-state]   "loading"; "busy" (a request in flight); "ready" (the view has drawn);
+ *                      "error" (the last request failed: its message is in #error)
+ *   body[data-view]    kernels | pattern | model | backward | training
+ *   #error             the failed request's {"error"} message; hidden when there is none
+ *   window.explore     .last.<name>: the last drawn answer of kernel, match, slide, forward,
+ *                      backward, run, upload, each array as a nested plain Array;
+ *                      .renders: how many renders have finished (an action adds one);
+ *                      .timing: the last render's {action, t0 (the event's timeStamp), total,
+ *                      net (requests), parse (JSON + base64), encode (the drawn PNG), draw} in ms
  *   Kernels   #kernel-grid input[data-row][data-col][data-value]; #kernel-buttons
  *             button[data-kernel] (.active); #formula-h, #formula-w [data-n|p|k|s|out]
- *   Pattern   #match-pixel[data-row][data-col]; #best[data-row][data-col];
- *             #patch-grid span[data-row][data-col][data-value]; #play[data-pos][data-row]
- *             [data-col][data-count][data-playing]; #play-window, #play-kernel, #play-products
- *             span[data-row][data-col][data-value]; #play-sum[data-value]; #scrubber; #play-btn,
- *             #prev-btn, #next-btn
+ *   Pattern   #p-image (click a pixel; the image is drawn with MARGIN cells around it);
+ *             #match-pixel[data-row][data-col]; #best[data-row][data-col];
+ *             #patch-grid span[data-row][data-col][data-value];
+ *             #play[data-pos][data-row][data-col][data-count][data-playing];
+ *             #play-window, #play-kernel, #play-products span[data-row][data-col][data-value];
+ *             #play-sum[data-value]; #scrubber; #play-btn (Play / Pause), #prev-btn, #next-btn
  *   Model     #probabilities[data-predicted][data-target] li[data-index][data-class][data-prob];
  *             #model-layers .layer[data-name][data-kind][data-shape]; #test-strip[data-start]
  *             (click a thumbnail), #test-index, #draw (pointer strokes), #draw-clear, #model-file
- *   Backward  #backward[data-label][data-loss][data-max-diff] (the section #view-backward);
- *             #label-select; #backward-steps .step[data-name][data-kind][data-diff]
+ *   Backward  #view-backward[data-label][data-loss][data-max-diff]; #label-select;
+ *             #backward-steps .step[data-name][data-kind][data-diff]
  *             .param[data-name][data-shape][data-diff][data-max-abs]
  *   Training  #training[data-version][data-epoch][data-status]; #loss-curve, #acc-curve;
  *             #training-filters .layer[data-name]
- *   No run    .hint of the model, backward and training sections holds /api/info's no_run_hint.
+ *   No run    the .hint of the model, backward and training sections: /api/info's no_run_hint
  * The URL hash holds the state: view, image, kernel (a name or 9 numbers), stride, padding,
- * pixel (row,col), pos (Play position), input (test:i or upload:id), label.
+ * pixel (row,col), pos (Play's position), input (test:i or upload:id), label.
  */
 'use strict';
 
@@ -50,7 +52,7 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** A short form of a number for the eye; data-* attributes keep the exact one. */
+/** A short form of a number for the eye; the data-* attributes keep the exact one. */
 function fmt(x) {
   if (typeof x !== 'number') return String(x);
   if (x === 0) return '0';
@@ -76,11 +78,9 @@ function decodeAll(value) {
   return value;
 }
 
-const isTensor = (v) => v && v.data instanceof Float32Array;
-
 /** A decoded answer with its arrays as nested plain Arrays (for window.explore.last). */
 function plain(value) {
-  if (isTensor(value)) {
+  if (value && value.data instanceof Float32Array) {
     const { shape, data } = value;
     const build = (axis, offset) => {
       if (axis === shape.length) return data[offset];
@@ -96,25 +96,26 @@ function plain(value) {
   return value;
 }
 
-// ---- the API, and the state the page is in --------------------------------------------------------
+// ---- the API ------------------------------------------------------------------------------------
 
-const explore = { last: {}, renders: 0, timing: null, state: () => state };
+const explore = { last: {}, renders: 0, timing: null };
 window.explore = explore;
 
-/** Keep an answer for the tests; converted to plain arrays only when read. */
+/** Keep an answer for the tests; it becomes plain arrays only when read. */
 function remember(name, answer) {
   Object.defineProperty(explore.last, name, {
     get: () => plain(answer), configurable: true, enumerable: true,
   });
 }
 
-let trace = { net: 0, parse: 0 };
+let trace = { net: 0, parse: 0, encode: 0 }; // the current render's times
 
 /**
- * GET (body undefined) or POST JSON (or bytes); resolves to the decoded answer, throws its error.
- * Its time counts in the current render's trace unless `quiet` (the run's poll).
+ * GET (no body) or POST JSON (or bytes); resolves to the decoded answer, throws the server's
+ * {"error"}. Its time counts in the current render's trace unless `quiet` (the run's poll).
  */
 async function api(path, body, { bytes = false, quiet = false } = {}) {
+  const times = quiet ? { net: 0, parse: 0 } : trace;
   const options = body === undefined ? {} : {
     method: 'POST',
     headers: { 'Content-Type': bytes ? 'application/octet-stream' : 'application/json' },
@@ -132,12 +133,12 @@ async function api(path, body, { bytes = false, quiet = false } = {}) {
   }
   if (!response.ok) throw new Error(answer.error || `${path}: HTTP ${response.status}`);
   answer = decodeAll(answer);
-  if (!quiet) {
-    trace.net += fetched - start;
-    trace.parse += performance.now() - fetched;
-  }
+  times.net += fetched - start;
+  times.parse += performance.now() - fetched;
   return answer;
 }
+
+// ---- the state, and the URL hash that holds it --------------------------------------------------
 
 const DEFAULTS = {
   view: 'kernels', image: 'square', kernel: 'blur', stride: '1', padding: '0', pixel: '14,6',
@@ -161,19 +162,18 @@ function writeHash() {
   history.replaceState(null, '', `#${params}`);
 }
 
+/** Integers as numbers; anything else as typed, for the server to refuse with a message. */
 const int = (text) => (/^-?\d+$/.test(String(text)) ? Number(text) : String(text));
 const hasRun = () => Boolean(info && info.run && info.run.ready);
+const pixel = () => state.pixel.split(',').map(int);
 
+/** 'square' -> {builtin: 'square'}; 'test:3' -> {test: 3}; 'upload:u12' -> {upload: 'u12'}. */
 function imageRef(name) {
   const [source, key] = name.includes(':') ? name.split(/:(.*)/s) : ['builtin', name];
   return { [source]: source === 'test' ? int(key) : key };
 }
 
-function pixel() {
-  return state.pixel.split(',').map(int);
-}
-
-// ---- busy / ready / error, and one render at a time ----------------------------------------------
+// ---- busy / ready / error: one render at a time ------------------------------------------------
 
 let generation = 0;
 const STALE = new Error('stale');
@@ -190,14 +190,14 @@ function showError(message) {
 /**
  * Draw the current view: `before` (an upload, say) runs first, then the view's renderer. A newer
  * render makes an older one stale: its answers are dropped, and only the newest sets the state.
+ * Resolves to whether this render drew.
  */
 async function render(event, before) {
   const mine = ++generation;
   const guard = () => { if (mine !== generation) throw STALE; };
-  trace = {
-    action: event ? event.type : 'load', t0: event ? event.timeStamp : performance.now(),
-    start: performance.now(), net: 0, parse: 0,
-  };
+  const now = performance.now();
+  trace = { action: event ? event.type : 'load', t0: event ? event.timeStamp : now, start: now,
+    net: 0, parse: 0, encode: 0 };
   setState('busy');
   writeHash();
   try {
@@ -206,7 +206,7 @@ async function render(event, before) {
     guard();
     const end = performance.now();
     trace.total = end - trace.t0;
-    trace.draw = end - trace.start - trace.net - trace.parse;
+    trace.draw = end - trace.start - trace.net - trace.parse - trace.encode;
     explore.timing = trace;
     explore.renders += 1;
     writeHash();
@@ -222,27 +222,26 @@ async function render(event, before) {
   }
 }
 
-// ---- colours and pictures -------------------------------------------------------------------------
+// ---- colours and pictures -----------------------------------------------------------------------
 
 const BLUE = [33, 102, 172];
 const RED = [178, 24, 43];
 
-/** A colour scale: grey from lo (black) to hi (white), or signed: blue, white at 0, red, to +-m. */
+/** Grey from lo (black) to hi (white): images. */
 function greyScale(lo, hi) {
   const span = hi > lo ? hi - lo : 1;
-  return { kind: 'grey', lo, hi, rgb: (v) => { const g = 255 * Math.min(1, Math.max(0, (v - lo) / span)); return [g, g, g]; } };
+  const rgb = (v) => { const g = 255 * Math.min(1, Math.max(0, (v - lo) / span)); return [g, g, g]; };
+  return { kind: 'grey', lo, hi, rgb };
 }
 
+/** Blue below 0, white at 0, red above, saturating at +-m: signed maps. */
 function signedScale(m) {
   const size = m > 0 ? m : 1;
-  return {
-    kind: 'signed', lo: -m, hi: m,
-    rgb: (v) => {
-      const t = Math.min(1, Math.abs(v) / size);
-      const end = v < 0 ? BLUE : RED;
-      return end.map((c) => 255 + (c - 255) * t);
-    },
+  const rgb = (v) => {
+    const t = Math.min(1, Math.abs(v) / size);
+    return (v < 0 ? BLUE : RED).map((c) => 255 + (c - 255) * t);
   };
+  return { kind: 'signed', lo: -m, hi: m, rgb };
 }
 
 function maxAbs(data) {
@@ -251,168 +250,13 @@ function maxAbs(data) {
   return m;
 }
 
-/** Images in [0, 1] as grey; maps with negative values signed; other maps grey from 0. */
+/** Images in [0, 1] grey; a map with negative values signed; other maps grey from 0. */
 function autoScale(data, image = false) {
   let lo = Infinity;
   let hi = -Infinity;
   for (const v of data) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-  if (image) return greyScale(0, Math.max(1, hi));
-  return lo < 0 ? signedScale(maxAbs(data)) : greyScale(0, Math.max(hi, 1));
-}
-
-const scratch = document.createElement('canvas');
-
-/** Paint an h x w map, value at(i, j), at (x, y) with px (or [px_x, px_y]) screen pixels per value. */
-function paint(ctx, x, y, px, h, w, at, scale) {
-  const [pxX, pxY] = Array.isArray(px) ? px : [px, px];
-  scratch.width = w;
-  scratch.height = h;
-  const sctx = scratch.getContext('2d');
-  const image = sctx.createImageData(w, h);
-  for (let i = 0; i < h; i++) {
-    for (let j = 0; j < w; j++) {
-      const [r, g, b] = at.rgb ? at.rgb(i, j) : scale.rgb(at(i, j));
-      const k = 4 * (i * w + j);
-      image.data[k] = r; image.data[k + 1] = g; image.data[k + 2] = b; image.data[k + 3] = 255;
-    }
-  }
-  sctx.putImageData(image, 0, 0);
-  ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(scratch, x, y, w * pxX, h * pxY);
-}
-
-/** One [H, W] map (or [H, W, 3] colour image) on a canvas sized `size` px; returns px per value. */
-function drawMap(canvas, tensor, scale, size = 224, margin = 0) {
-  const [h, w, c] = tensor.shape;
-  const px = Math.max(1, Math.floor(size / (Math.max(h, w) + 2 * margin)));
-  canvas.width = (w + 2 * margin) * px;
-  canvas.height = (h + 2 * margin) * px;
-  const ctx = canvas.getContext('2d');
-  ctx.fillStyle = '#d9dde3';
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  const d = tensor.data;
-  const at = c === 3
-    ? { rgb: (i, j) => [0, 1, 2].map((k) => 255 * Math.min(1, Math.max(0, d[(i * w + j) * 3 + k]))) }
-    : (i, j) => d[i * w + j];
-  paint(ctx, margin * px, margin * px, px, h, w, at, scale);
-  legend(canvas.id, scale);
-  return px;
-}
-
-/** Fill the legend under canvas `id` (or the given element) with the scale's colours and range. */
-function legend(id, scale, node = document.querySelector(`.legend[data-for="${id}"]`)) {
-  if (!node) return node;
-  const bar = el('canvas', { width: 96, height: 10 });
-  const ctx = bar.getContext('2d');
-  for (let x = 0; x < 96; x++) {
-    ctx.fillStyle = `rgb(${scale.rgb(scale.lo + ((scale.hi - scale.lo) * x) / 95).join(',')})`;
-    ctx.fillRect(x, 0, 1, 10);
-  }
-  const words = scale.kind === 'signed' ? ['blue < 0 < red'] : ['black to white'];
-  node.replaceChildren(el('span', { text: fmt(scale.lo) }), bar, el('span', { text: fmt(scale.hi) }),
-    el('span', { class: 'muted', text: words[0] }));
-  node.dataset.lo = scale.lo;
-  node.dataset.hi = scale.hi;
-  return node;
-}
-
-/** The C channels of an [H, W, C] tensor as a grid of small maps, one colour scale for all. */
-function drawChannels(canvas, tensor, scale, width = 1120, cell = 112) {
-  const [h, w, c] = tensor.shape;
-  const px = Math.max(1, Math.min(6, Math.floor(cell / Math.max(h, w))));
-  const gap = 6;
-  const cols = Math.max(1, Math.min(c, Math.floor((width + gap) / (w * px + gap))));
-  const rows = Math.ceil(c / cols);
-  canvas.width = cols * (w * px + gap) - gap;
-  canvas.height = rows * (h * px + gap) - gap;
-  const ctx = canvas.getContext('2d');
-  for (let k = 0; k < c; k++) {
-    const x = (k % cols) * (w * px + gap);
-    const y = Math.floor(k / cols) * (h * px + gap);
-    paint(ctx, x, y, px, h, w, (i, j) => tensor.data[(i * w + j) * c + k], scale);
-  }
-}
-
-/** Kernels [kh, kw, C_in, C_out]: one row per input channel, one column per filter. */
-function drawKernels(canvas, tensor, scale, width = 1120) {
-  const [kh, kw, cin, cout] = tensor.shape;
-  const gap = 4;
-  const px = Math.max(2, Math.min(24, Math.floor((width + gap) / cout / (kw + 1))));
-  const rows = Math.min(cin, 16); // deep layers: the first 16 input channels
-  canvas.width = cout * (kw * px + gap) - gap;
-  canvas.height = rows * (kh * px + gap) - gap;
-  const ctx = canvas.getContext('2d');
-  for (let i = 0; i < rows; i++) {
-    for (let o = 0; o < cout; o++) {
-      paint(ctx, o * (kw * px + gap), i * (kh * px + gap), px, kh, kw,
-        (r, s) => tensor.data[((r * kw + s) * cin + i) * cout + o], scale);
-    }
-  }
-  return rows < cin ? `first 16 of ${cin} input channels` : '';
-}
-
-/** A vector as signed bars (up to 32 values) or as a wrapped strip of cells. */
-function drawVector(canvas, data, scale, width = 560) {
-  const ctx = () => canvas.getContext('2d');
-  if (data.length > 32) {
-    const cols = Math.min(data.length, 64);
-    const px = Math.max(2, Math.floor(width / cols));
-    canvas.width = cols * px;
-    canvas.height = Math.ceil(data.length / cols) * px;
-    const at = (i, j) => (i * cols + j < data.length ? data[i * cols + j] : 0);
-    paint(ctx(), 0, 0, px, Math.ceil(data.length / cols), cols, at, scale);
-    return;
-  }
-  const bar = Math.max(8, Math.min(48, Math.floor(width / data.length)));
-  const labels = data.length <= 12;
-  canvas.width = bar * data.length;
-  canvas.height = labels ? 74 : 60;
-  const c = ctx();
-  const m = maxAbs(data) || 1;
-  c.fillStyle = '#8a94a3';
-  c.fillRect(0, 30, canvas.width, 1);
-  c.font = '10px system-ui, sans-serif';
-  c.textAlign = 'center';
-  data.forEach((v, i) => {
-    c.fillStyle = `rgb(${(v < 0 ? BLUE : RED).join(',')})`;
-    const height = (28 * Math.abs(v)) / m;
-    c.fillRect(i * bar + 2, v < 0 ? 31 : 30 - height, bar - 4, height);
-    if (labels) { c.fillStyle = '#333'; c.fillText(fmt(v), i * bar + bar / 2, 70); }
-  });
-}
-
-/** A dense matrix [n_in, n_out], one row of cells per output. */
-function drawMatrix(canvas, tensor, scale, width = 560) {
-  const [n, m] = tensor.shape;
-  const pxX = Math.max(1, Math.min(8, Math.floor(width / n)));
-  const pxY = Math.max(pxX, Math.min(24, Math.floor(160 / m)));
-  canvas.width = n * pxX;
-  canvas.height = m * pxY;
-  paint(canvas.getContext('2d'), 0, 0, [pxX, pxY], m, n, (i, j) => tensor.data[j * m + i], scale);
-}
-
-/** Any tensor the model views send: vectors, [H, W, C] maps, HWIO kernels, dense matrices. */
-function drawTensor(tensor, image = false) {
-  const canvas = el('canvas');
-  const scale = image ? autoScale(tensor.data, true) : signedScale(maxAbs(tensor.data));
-  const rank = tensor.shape.length;
-  let note = '';
-  if (rank === 1) drawVector(canvas, tensor.data, scale);
-  else if (rank === 3 && image) drawMap(canvas, tensor, scale, 112);
-  else if (rank === 3) drawChannels(canvas, tensor, scale);
-  else if (rank === 4) note = drawKernels(canvas, tensor, scale);
-  else if (rank === 2) drawMatrix(canvas, tensor, scale);
-  const box = el('div', { class: 'tensor' }, canvas, legend(null, scale, el('div', { class: 'legend' })));
-  if (note) box.append(el('div', { class: 'muted', text: note }));
-  return box;
-}
-
-/** Outline a cell rectangle on a canvas (in value coordinates times px). */
-function outline(canvas, px, row, col, rows, cols, colour, line = 2) {
-  const ctx = canvas.getContext('2d');
-  ctx.strokeStyle = colour;
-  ctx.lineWidth = line;
-  ctx.strokeRect(col * px + line / 2, row * px + line / 2, cols * px - line, rows * px - line);
+  if (image || lo >= 0) return greyScale(0, Math.max(1, hi));
+  return signedScale(maxAbs(data));
 }
 
 /** A cell's background: the value's colour, mixed half with white so the number stays readable. */
@@ -421,29 +265,225 @@ function tint(scale, v) {
   return `rgb(${r},${g},${b})`;
 }
 
+const scratch = document.createElement('canvas');
+const GAP = (0xff << 24 | 0xd6 << 16 | 0xce << 8 | 0xc9) >>> 0; // the grey between maps (RGBA, LE)
+const BLANK = [236, 239, 243]; // a value that is not there (NaN): Play's positions to come
+
+/** A scale's 256 colours, built once, so that painting a value is a table look-up. */
+function colours(scale) {
+  if (!scale.table) {
+    scale.table = new Uint8ClampedArray(256 * 3);
+    for (let i = 0; i < 256; i++) {
+      scale.table.set(scale.rgb(scale.lo + ((scale.hi - scale.lo) * i) / 255), 3 * i);
+    }
+  }
+  return scale.table;
+}
+
+/**
+ * Paint `count` maps of h x w values in a grid of `cols` columns, one value of grey between them,
+ * at (x, y), px (or [px_x, px_y]) screen pixels per value: one ImageData and one drawImage for
+ * them all. at(k, i, j) is value (i, j) of map k: a number on `scale`, or [r, g, b] (scale null).
+ */
+function paintGrid(ctx, x, y, px, count, h, w, cols, at, scale) {
+  const [pxX, pxY] = Array.isArray(px) ? px : [px, px];
+  const width = cols * (w + 1) - 1;
+  const height = Math.ceil(count / cols) * (h + 1) - 1;
+  const image = new ImageData(width, height);
+  const out = image.data;
+  new Uint32Array(out.buffer).fill(GAP);
+  const table = scale && colours(scale);
+  const span = scale ? (scale.hi - scale.lo) || 1 : 1;
+  for (let k = 0; k < count; k++) {
+    const top = Math.floor(k / cols) * (h + 1);
+    const left = (k % cols) * (w + 1);
+    for (let i = 0; i < h; i++) {
+      let o = 4 * ((top + i) * width + left);
+      for (let j = 0; j < w; j++, o += 4) {
+        const v = at(k, i, j);
+        if (!scale || Number.isNaN(v)) {
+          out.set(scale ? BLANK : v, o);
+        } else {
+          const t = 3 * Math.min(255, Math.max(0, Math.round(((v - scale.lo) / span) * 255)));
+          out[o] = table[t]; out[o + 1] = table[t + 1]; out[o + 2] = table[t + 2];
+        }
+      }
+    }
+  }
+  if (pxX === 1 && pxY === 1) {
+    ctx.putImageData(image, x, y);
+    return;
+  }
+  scratch.width = width;
+  scratch.height = height;
+  scratch.getContext('2d').putImageData(image, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(scratch, x, y, width * pxX, height * pxY);
+}
+
+/** at(k, i, j) of the images of an [N, H, W, C] (or [H, W, C], [H, W]) tensor: grey, or RGB. */
+function pixels(tensor, first = 0) {
+  const [h, w, c = 1] = tensor.shape.slice(-3);
+  const d = tensor.data;
+  const at = (k, i, j, q = 0) => d[((first + k) * h * w + i * w + j) * c + q];
+  if (c !== 3) return at;
+  const unit = (v) => 255 * Math.min(1, Math.max(0, v));
+  return (k, i, j) => [unit(at(k, i, j, 0)), unit(at(k, i, j, 1)), unit(at(k, i, j, 2))];
+}
+
+const isColour = (tensor) => tensor.shape.length >= 3 && tensor.shape[tensor.shape.length - 1] === 3;
+
+/** One [H, W] map (or [H, W, 1 or 3] image) on a canvas about `size` px wide; returns px/value. */
+function drawMap(canvas, tensor, scale, size = 224, margin = 0) {
+  const [h, w] = tensor.shape;
+  const px = Math.max(1, Math.floor(size / (Math.max(h, w) + 2 * margin)));
+  canvas.width = (w + 2 * margin) * px;
+  canvas.height = (h + 2 * margin) * px;
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#d9dde3';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  paintGrid(ctx, margin * px, margin * px, px, 1, h, w, 1, pixels(tensor),
+    isColour(tensor) ? null : scale);
+  legend(canvas.id, scale);
+  return px;
+}
+
+/** The colours of a scale and its range, in the legend under canvas `id` (or in `node`). */
+function legend(id, scale, node = document.querySelector(`.legend[data-for="${id}"]`)) {
+  if (!node) return node;
+  const bar = el('canvas', { width: 96, height: 10 });
+  const ctx = bar.getContext('2d');
+  const gradient = ctx.createLinearGradient(0, 0, 96, 0);
+  for (const t of [0, 0.5, 1]) {
+    gradient.addColorStop(t, `rgb(${scale.rgb(scale.lo + (scale.hi - scale.lo) * t).join(',')})`);
+  }
+  ctx.fillStyle = gradient;
+  ctx.fillRect(0, 0, 96, 10);
+  const words = scale.kind === 'signed' ? 'blue < 0 < red' : 'black to white';
+  node.replaceChildren(el('span', { text: fmt(scale.lo) }), bar, el('span', { text: fmt(scale.hi) }),
+    el('span', { class: 'muted', text: words }));
+  Object.assign(node.dataset, { lo: scale.lo, hi: scale.hi });
+  return node;
+}
+
+/**
+ * A canvas for a grid of `count` maps of h x w values in `cols` columns: one canvas pixel per
+ * value, shown px (or [px_x, px_y]) times larger by CSS (pixelated), which costs the page nothing.
+ */
+function gridCanvas(canvas, count, h, w, cols, px) {
+  const [pxX, pxY] = Array.isArray(px) ? px : [px, px];
+  canvas.width = cols * (w + 1) - 1;
+  canvas.height = Math.ceil(count / cols) * (h + 1) - 1;
+  canvas.style.width = `${canvas.width * pxX}px`;
+  canvas.style.height = `${canvas.height * pxY}px`;
+  return canvas.getContext('2d');
+}
+
+/** The C channels of an [H, W, C] tensor as a grid of small maps on one colour scale. */
+function drawChannels(canvas, tensor, scale, width = 1120, cell = 112) {
+  const [h, w, c] = tensor.shape;
+  const px = Math.max(1, Math.min(6, Math.floor(cell / Math.max(h, w))));
+  const cols = Math.max(1, Math.min(c, Math.floor((width / px + 1) / (w + 1))));
+  const at = (k, i, j) => tensor.data[(i * w + j) * c + k];
+  paintGrid(gridCanvas(canvas, c, h, w, cols, px), 0, 0, 1, c, h, w, cols, at, scale);
+}
+
+/** Kernels [kh, kw, C_in, C_out]: one row per input channel (16 at most), one column per filter. */
+function drawKernels(canvas, tensor, scale, width = 1120) {
+  const [kh, kw, cin, cout] = tensor.shape;
+  const px = Math.max(2, Math.min(24, Math.floor(width / (cout * (kw + 1)))));
+  const rows = Math.min(cin, 16);
+  const at = (k, r, s) => tensor.data[((r * kw + s) * cin + Math.floor(k / cout)) * cout + (k % cout)];
+  const ctx = gridCanvas(canvas, rows * cout, kh, kw, cout, px);
+  paintGrid(ctx, 0, 0, 1, rows * cout, kh, kw, cout, at, scale);
+  return rows < cin ? `the first 16 of ${cin} input channels` : '';
+}
+
+/** A dense matrix [n_in, n_out]: one row of cells per output. */
+function drawMatrix(canvas, tensor, scale, width = 560) {
+  const [n, m] = tensor.shape;
+  const pxX = Math.max(1, Math.min(8, Math.floor(width / n)));
+  const pxY = Math.max(pxX, Math.min(24, Math.floor(160 / m)));
+  const ctx = gridCanvas(canvas, 1, m, n, 1, [pxX, pxY]);
+  paintGrid(ctx, 0, 0, 1, 1, m, n, 1, (k, i, j) => tensor.data[j * m + i], scale);
+}
+
+/** A vector: signed bars with their values (up to 32 values), else a wrapped strip of cells. */
+function drawVector(canvas, data, scale, width = 560) {
+  if (data.length > 32) {
+    const cols = Math.min(data.length, 64);
+    const px = Math.max(2, Math.floor(width / cols));
+    const rows = Math.ceil(data.length / cols);
+    const at = (k, i, j) => (i * cols + j < data.length ? data[i * cols + j] : NaN);
+    paintGrid(gridCanvas(canvas, 1, rows, cols, 1, px), 0, 0, 1, 1, rows, cols, 1, at, scale);
+    return;
+  }
+  const bar = Math.max(8, Math.min(48, Math.floor(width / data.length)));
+  const labels = data.length <= 12;
+  canvas.width = bar * data.length;
+  canvas.height = labels ? 74 : 60;
+  const ctx = canvas.getContext('2d');
+  const m = maxAbs(data) || 1;
+  ctx.fillStyle = '#8a94a3';
+  ctx.fillRect(0, 30, canvas.width, 1);
+  Object.assign(ctx, { font: '10px system-ui, sans-serif', textAlign: 'center' });
+  data.forEach((v, i) => {
+    ctx.fillStyle = `rgb(${(v < 0 ? BLUE : RED).join(',')})`;
+    const height = (28 * Math.abs(v)) / m;
+    ctx.fillRect(i * bar + 2, v < 0 ? 31 : 30 - height, bar - 4, height);
+    if (labels) { ctx.fillStyle = '#333'; ctx.fillText(fmt(v), i * bar + bar / 2, 70); }
+  });
+}
+
+/** Any tensor of the model views, with its legend: vectors, maps, HWIO kernels, matrices. */
+function drawTensor(tensor) {
+  const canvas = el('canvas');
+  const scale = signedScale(maxAbs(tensor.data));
+  const rank = tensor.shape.length;
+  let note = '';
+  if (rank === 1) drawVector(canvas, tensor.data, scale);
+  else if (rank === 2) drawMatrix(canvas, tensor, scale);
+  else if (rank === 3) drawChannels(canvas, tensor, scale);
+  else note = drawKernels(canvas, tensor, scale);
+  const box = el('div', { class: 'tensor' }, canvas, legend(null, scale, el('div', { class: 'legend' })));
+  if (note) box.append(el('div', { class: 'muted', text: note }));
+  return box;
+}
+
+/** Outline cells (rows x cols from (row, col)) on a canvas drawn at px pixels per cell. */
+function outline(canvas, px, row, col, rows, cols, colour, line = 2) {
+  const ctx = canvas.getContext('2d');
+  Object.assign(ctx, { strokeStyle: colour, lineWidth: line });
+  ctx.strokeRect(col * px + line / 2, row * px + line / 2, cols * px - line, rows * px - line);
+}
+
 /** A 3x3 grid of numbers in `node`, each span holding its exact value. */
 function numberGrid(node, values, scale) {
   node.replaceChildren(...Array.from(values, (v, i) => {
-    const span = el('span', { 'data-row': Math.floor(i / 3), 'data-col': i % 3, 'data-value': v, text: fmt(v) });
+    const span = el('span', { 'data-row': Math.floor(i / 3), 'data-col': i % 3, 'data-value': v,
+      text: fmt(v) });
     if (scale) span.style.background = tint(scale, v);
     return span;
   }));
 }
 
-// ---- view 1: kernels ------------------------------------------------------------------------------
+// ---- view 1: kernels ----------------------------------------------------------------------------
 
 const KERNEL_NOTES = {
-  blur: 'Every weight is 1/9: each output pixel is the average of the 9 pixels under the kernel, so sharp edges soften.',
-  sharpen: 'A large centre and negative neighbours: the pixel minus its surroundings is amplified, so edges get crisper.',
-  'horizontal edges': 'Negative top row, positive bottom row: it answers where brightness changes from top to bottom.',
-  'vertical edges': 'Negative left column, positive right column: it answers where brightness changes from left to right.',
+  blur: 'Every weight is 1/9: each output pixel is the average of the 9 pixels under the kernel, '
+    + 'so sharp edges soften.',
+  sharpen: 'A large centre and negative neighbours: the pixel minus its surroundings is '
+    + 'amplified, so edges get crisper.',
+  'horizontal edges': 'Negative top row, positive bottom row: it answers where brightness '
+    + 'changes from top to bottom.',
+  'vertical edges': 'Negative left column, positive right column: it answers where brightness '
+    + 'changes from left to right.',
   custom: 'Your own 9 numbers: the same sliding sum, a different picture.',
 };
 
-/** The kernel as 3 rows of numbers (cells that are not numbers go as typed: the server says why). */
+/** The kernel as 3 rows (a cell that is no number goes as typed: the server says why). */
 function kernelRows() {
-  const named = info.kernels[state.kernel];
-  if (named) return named;
+  if (info.kernels[state.kernel]) return info.kernels[state.kernel];
   const cells = state.kernel.split(',').map((t) => {
     const x = t.trim() === '' ? NaN : Number(t);
     return Number.isFinite(x) ? x : t;
@@ -452,8 +492,8 @@ function kernelRows() {
 }
 
 /**
- * A cell edited: the kernel becomes custom; untouched cells keep their exact values. While typing,
- * only numbers are sent; on Enter or leaving the cell, whatever is there (the server says why not).
+ * A cell edited: the kernel becomes custom; untouched cells keep their exact values. While
+ * typing, only numbers are sent; on Enter or leaving the cell, whatever is there.
  */
 function onKernelCell(event) {
   const cells = [...$('kernel-grid').querySelectorAll('input')];
@@ -464,9 +504,12 @@ function onKernelCell(event) {
 }
 
 async function renderKernels(guard) {
-  const body = { image: imageRef(state.image), kernel: kernelRows(), stride: int(state.stride), padding: int(state.padding) };
+  const body = { image: imageRef(state.image), kernel: kernelRows(), stride: int(state.stride),
+    padding: int(state.padding) };
   const key = JSON.stringify(body);
-  for (const b of $('kernel-buttons').children) b.classList.toggle('active', b.dataset.kernel === state.kernel);
+  for (const b of $('kernel-buttons').children) {
+    b.classList.toggle('active', b.dataset.kernel === state.kernel);
+  }
   if (drawn.kernels === key) return;
   const answer = await api('/api/kernel', body);
   guard();
@@ -477,31 +520,31 @@ async function renderKernels(guard) {
   [...$('kernel-grid').querySelectorAll('input')].forEach((cell, i) => {
     const v = answer.kernel.data[i];
     cell.dataset.value = v;
-    if (document.activeElement !== cell) {
-      cell.value = fmt(v);
-      cell.dataset.shown = cell.value;
-    }
+    if (document.activeElement !== cell) cell.value = cell.dataset.shown = fmt(v);
     cell.style.background = tint(scale, v);
   });
   $('kernel-note').textContent = KERNEL_NOTES[info.kernels[state.kernel] ? state.kernel : 'custom'];
   const size = answer.size;
-  for (const [id, axis, n, out] of [['formula-h', 'H', size.n, size.out], ['formula-w', 'W', size.n_w, size.out_w]]) {
-    Object.assign($(id).dataset, { n, p: size.p, k: size.k, s: size.s, out });
-    $(id).textContent = `${axis}:  floor((${n} + 2·${size.p} − ${size.k}) / ${size.s}) + 1 = ${out}`;
+  for (const [axis, n, out] of [['h', size.n, size.out], ['w', size.n_w, size.out_w]]) {
+    const node = $(`formula-${axis}`);
+    Object.assign(node.dataset, { n, p: size.p, k: size.k, s: size.s, out });
+    node.textContent = `${axis.toUpperCase()}:  floor((${n} + 2·${size.p} − ${size.k}) / ${size.s})`
+      + ` + 1 = ${out}`;
   }
   drawn.kernels = key;
 }
 
-// ---- view 2: pattern matching and Play ------------------------------------------------------------
+// ---- view 2: pattern matching and Play ----------------------------------------------------------
 
 let match = null; // the last /api/match answer
 let slide = null; // {key, answer, stride, padding} of the last /api/slide
-let player = null; // the Play timer
-const MARGIN = 2; // cells of padding drawn around the image, where windows may hang over
+let player = null; // Play's timer
+const MARGIN = 2; // cells drawn around the image, where a padded window may hang over
 
 /** Play's request: the clicked patch as the kernel, with the page's stride and padding. */
 function slideRequest() {
-  return { image: imageRef(state.image), kernel: plain(match.patch), stride: int(state.stride), padding: int(state.padding) };
+  return { image: imageRef(state.image), kernel: plain(match.patch), stride: int(state.stride),
+    padding: int(state.padding) };
 }
 
 const slideIsCurrent = () => Boolean(slide && match && slide.key === JSON.stringify(slideRequest()));
@@ -542,7 +585,7 @@ function drawPattern() {
   drawFrame();
 }
 
-/** The image with the clicked patch, and Play's window where it is (it may hang over the border). */
+/** The image with the clicked patch, and Play's window where it is (it may hang over). */
 function drawImageMarks(window) {
   const [row, col] = pixel();
   const canvas = $('p-image');
@@ -557,24 +600,21 @@ function drawImageMarks(window) {
 /** Play's current position: the window on the image, its 9 products and sum, the output so far. */
 function drawFrame() {
   const root = $('play');
-  root.classList.toggle('idle', state.pos === null || !slideIsCurrent());
-  if (state.pos === null || !slideIsCurrent()) {
+  const idle = state.pos === null || !slideIsCurrent();
+  root.classList.toggle('idle', idle);
+  if (idle) {
     root.dataset.count = 0;
     delete root.dataset.pos;
-    for (const id of ['play-window', 'play-kernel', 'play-products']) $(id).replaceChildren();
-    $('play-sum').textContent = '';
     delete $('play-sum').dataset.value;
-    $('play-out').getContext('2d').clearRect(0, 0, $('play-out').width, $('play-out').height);
     drawImageMarks(null);
     return;
   }
   const { windows, products, sums } = slide.answer;
-  const [outH, outW] = sums.shape;
-  const count = outH * outW;
+  const [, outW] = sums.shape;
+  const count = sums.data.length;
   const pos = Math.max(0, Math.min(count - 1, Number(state.pos) || 0));
+  const [r, c] = [Math.floor(pos / outW), pos % outW];
   state.pos = String(pos);
-  const r = Math.floor(pos / outW);
-  const c = pos % outW;
   Object.assign(root.dataset, { pos, row: r, col: c, count, playing: Boolean(player) });
   const nine = (t) => t.data.subarray(pos * 9, pos * 9 + 9);
   numberGrid($('play-window'), nine(windows), greyScale(0, 1));
@@ -582,16 +622,13 @@ function drawFrame() {
   numberGrid($('play-products'), nine(products), signedScale(maxAbs(products.data)));
   $('play-sum').dataset.value = sums.data[pos];
   $('play-sum').textContent = fmt(sums.data[pos]);
-  $('scrubber').max = count - 1;
-  $('scrubber').value = pos;
-  $('play-pos').textContent = `position ${pos + 1} of ${count}: output (${r}, ${c}), stride ${slide.stride}, padding ${slide.padding}`;
+  Object.assign($('scrubber'), { max: count - 1, value: pos });
+  $('play-pos').textContent = `position ${pos + 1} of ${count}: output (${r}, ${c}), `
+    + `stride ${slide.stride}, padding ${slide.padding}`;
   $('play-btn').textContent = player ? '❚❚ Pause' : '▶ Play';
   // the output so far, on the colour scale of the whole map; later positions are blank
-  const scale = signedScale(maxAbs(sums.data));
-  const blank = { ...scale, rgb: (v) => (Number.isNaN(v) ? [236, 239, 243] : scale.rgb(v)) };
-  const masked = { shape: sums.shape, data: sums.data.map((v, i) => (i <= pos ? v : NaN)) };
-  const px = drawMap($('play-out'), masked, blank, 196);
-  legend('play-out', scale);
+  const sofar = { shape: sums.shape, data: sums.data.map((v, i) => (i <= pos ? v : NaN)) };
+  const px = drawMap($('play-out'), sofar, signedScale(maxAbs(sums.data)), 196);
   outline($('play-out'), px, r, c, 1, 1, '#f5b700');
   drawImageMarks([r * slide.stride - slide.padding, c * slide.stride - slide.padding]);
 }
@@ -626,21 +663,18 @@ function onStep(event, delta, to) {
   if (slideIsCurrent()) { drawFrame(); writeHash(); } else render(event);
 }
 
-// ---- views 3 and 4: the model, forward and backward -----------------------------------------------
+// ---- views 3 and 4: the model, forward and backward ---------------------------------------------
 
-let strip = null; // the shown page of test images
+let strip = null; // the page of test images shown
 const STRIP = 16;
-
-function inputRef() {
-  return imageRef(state.input);
-}
+const uploads = {}; // upload id -> its image in the run's form (the backward view's thumbnail)
 
 /** The page of test thumbnails around the chosen test image. */
 async function renderStrip(guard) {
-  const ref = inputRef();
-  const index = ref.test !== undefined ? ref.test : (strip ? strip.start : 0);
+  const ref = imageRef(state.input);
   const count = info.run.test_count;
   if (!count) return;
+  const index = ref.test !== undefined ? ref.test : (strip ? strip.start : 0);
   const start = Math.max(0, Math.min(count - 1, Math.floor(index / STRIP) * STRIP));
   if (!strip || strip.start !== start) {
     const answer = await api(`/api/test-images?start=${start}&count=${STRIP}`);
@@ -648,25 +682,34 @@ async function renderStrip(guard) {
     strip = answer;
   }
   const canvas = $('test-strip');
-  const [n, h, w, c] = strip.images.shape;
+  const [n, h, w] = strip.images.shape;
   const cell = 32;
   const px = Math.max(1, Math.floor((cell - 4) / Math.max(h, w)));
-  canvas.width = STRIP * cell;
-  canvas.height = cell;
+  Object.assign(canvas, { width: STRIP * cell, height: cell });
   canvas.dataset.start = strip.start;
   const ctx = canvas.getContext('2d');
   ctx.fillStyle = '#fff';
   ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const grey = greyScale(0, 1);
   for (let k = 0; k < n; k++) {
-    const off = k * h * w * c;
-    const at = c === 3
-      ? { rgb: (i, j) => [0, 1, 2].map((q) => 255 * strip.images.data[off + (i * w + j) * 3 + q]) }
-      : (i, j) => strip.images.data[off + i * w + j];
-    paint(ctx, k * cell + 2, 2, px, h, w, at, greyScale(0, 1));
+    const colour = isColour(strip.images);
+    paintGrid(ctx, k * cell + 2, 2, px, 1, h, w, 1, pixels(strip.images, k), colour ? null : grey);
     if (strip.start + k === ref.test) outline(canvas, 1, 0, k * cell, cell, cell, '#f5b700', 3);
   }
   $('test-index').max = count - 1;
   if (ref.test !== undefined) $('test-index').value = ref.test;
+}
+
+/** The chosen input as an [H, W, C] image: its strip thumbnail, or the upload's image. */
+function chosenInput() {
+  const ref = imageRef(state.input);
+  const k = strip && ref.test !== undefined ? ref.test - strip.start : -1;
+  if (k >= 0 && k < strip.labels.length) {
+    const size = strip.images.data.length / strip.labels.length;
+    const data = strip.images.data.subarray(k * size, (k + 1) * size);
+    return { shape: strip.images.shape.slice(1), data };
+  }
+  return uploads[ref.upload] || { shape: [1, 1, 1], data: new Float32Array(1) };
 }
 
 function showHints() {
@@ -683,7 +726,7 @@ function showHints() {
 async function renderModel(guard) {
   if (!hasRun()) return;
   await renderStrip(guard);
-  const body = { input: inputRef(), target: null };
+  const body = { input: imageRef(state.input), target: null };
   const key = JSON.stringify(body) + runState.version;
   if (drawn.model === key) return;
   const answer = await api('/api/forward', body);
@@ -693,6 +736,10 @@ async function renderModel(guard) {
   drawn.model = key;
 }
 
+/** A titled block: a caption above a picture. */
+const captioned = (caption, picture) => el('div', {}, el('div', { class: 'caption', text: caption }),
+  picture);
+
 function drawForward(answer) {
   const classes = info.run.classes;
   drawMap($('m-input'), answer.input, autoScale(answer.input.data, true), 140);
@@ -701,32 +748,35 @@ function drawForward(answer) {
   list.replaceChildren(...answer.probabilities.map((p, i) => {
     const fill = el('span', { class: 'fill' });
     fill.style.width = `${(100 * p).toFixed(2)}%`;
-    const mark = i === answer.label ? ' (label)' : '';
-    return el('li', { 'data-index': i, 'data-class': classes[i], 'data-prob': p, class: i === answer.predicted ? 'predicted' : '' },
-      el('span', { class: 'name', text: classes[i] + mark }), el('span', { class: 'pbar' }, fill), el('span', { class: 'value', text: fmt(p) }));
+    const name = classes[i] + (i === answer.label ? ' (label)' : '');
+    return el('li', { 'data-index': i, 'data-class': classes[i], 'data-prob': p,
+      class: i === answer.predicted ? 'predicted' : '' },
+    el('span', { class: 'name', text: name }), el('span', { class: 'pbar' }, fill),
+    el('span', { class: 'value', text: fmt(p) }));
   }));
-  const saliency = answer.saliency;
-  drawChannels($('saliency'), saliency, signedScale(maxAbs(saliency.data)), 140, 140);
-  legend('saliency', signedScale(maxAbs(saliency.data)));
+  const saliency = signedScale(maxAbs(answer.saliency.data));
+  drawChannels($('saliency'), answer.saliency, saliency, 140, 140);
+  legend('saliency', saliency);
   $('saliency-class').textContent = `of "${classes[answer.target]}"`;
   const filters = Object.fromEntries((runState.filters || []).map((f) => [f.layer, f.w]));
-  const describe = Object.fromEntries(info.run.layers.map((l) => [l.name, l.summary]));
+  const summary = Object.fromEntries(info.run.layers.map((l) => [l.name, l.summary]));
   $('model-layers').replaceChildren(...answer.layers.map((layer) => {
-    const card = el('div', { class: 'layer', 'data-name': layer.name, 'data-kind': layer.kind, 'data-shape': layer.output.shape.join(',') },
-      el('h3', { text: `${layer.name}` }, el('span', { class: 'muted', text: ` ${layer.kind} ${describe[layer.name] || ''} → ${layer.output.shape.join('×')}` })));
+    const shape = layer.output.shape;
+    const title = ` ${layer.kind} ${summary[layer.name] || ''} → ${shape.join('×')}`;
     const body = el('div', { class: 'layer-body' });
-    if (filters[layer.name]) body.append(el('div', {}, el('div', { class: 'caption', text: 'kernels' }), drawTensor(filters[layer.name])));
-    const what = layer.output.shape.length === 3 ? 'feature maps, one per channel' : 'outputs';
-    body.append(el('div', {}, el('div', { class: 'caption', text: what }), drawTensor(layer.output)));
-    card.append(body);
-    return card;
+    if (filters[layer.name]) body.append(captioned('kernels', drawTensor(filters[layer.name])));
+    const what = shape.length === 3 ? 'feature maps, one per channel' : 'outputs';
+    body.append(captioned(what, drawTensor(layer.output)));
+    return el('div', { class: 'layer', 'data-name': layer.name, 'data-kind': layer.kind,
+      'data-shape': shape.join(',') },
+    el('h3', { text: layer.name }, el('span', { class: 'muted', text: title })), body);
   }));
 }
 
 async function renderBackward(guard) {
   if (!hasRun()) return;
   await renderStrip(guard);
-  const body = { input: inputRef() };
+  const body = { input: imageRef(state.input) };
   if (state.label !== null) body.label = int(state.label);
   else if (body.input.upload) body.label = 0; // a drawing has no label: the first class, until chosen
   const key = JSON.stringify(body) + runState.version;
@@ -739,42 +789,36 @@ async function renderBackward(guard) {
 }
 
 function drawBackward(answer) {
-  const section = $('view-backward');
-  Object.assign(section.dataset, { label: answer.label, loss: answer.loss, maxDiff: answer.max_diff });
+  Object.assign($('view-backward').dataset, { label: answer.label, loss: answer.loss,
+    maxDiff: answer.max_diff });
   $('label-select').value = answer.label;
   $('loss').textContent = fmt(answer.loss);
   $('max-diff').textContent = fmt(answer.max_diff);
-  const diff = (d) => el('span', { class: d > 1e-3 ? 'diff bad' : 'diff', text: `largest difference to jax.grad: ${fmt(d)}` });
+  drawMap($('b-input'), chosenInput(), greyScale(0, 1), 56);
+  const diff = (d) => el('span', { class: d > 1e-3 ? 'diff bad' : 'diff',
+    text: `largest difference to jax.grad: ${fmt(d)}` });
   $('backward-steps').replaceChildren(...answer.steps.map((step) => {
-    const what = step.kind === 'loss' ? 'dL/dz, the gradient at the logits' : `dL/d(input of ${step.name})`;
-    const card = el('div', { class: 'step', 'data-name': step.name, 'data-kind': step.kind, 'data-diff': step.diff },
-      el('h3', { text: step.name }, el('span', { class: 'muted', text: ` ${step.kind}` })),
-      el('code', { class: 'formula', text: step.formula }),
-      el('div', { class: 'caption' }, `${what} [${step.grad.shape.join('×')}] `, diff(step.diff)),
-      drawTensor(step.grad));
+    const what = step.kind === 'loss' ? 'dL/dz, at the logits' : `dL/d(input of ${step.name})`;
+    const card = el('div', { class: 'step', 'data-name': step.name, 'data-kind': step.kind,
+      'data-diff': step.diff },
+    el('h3', { text: step.name }, el('span', { class: 'muted', text: ` ${step.kind}` })),
+    el('code', { class: 'formula', text: step.formula }),
+    el('div', { class: 'caption' }, `${what} [${step.grad.shape.join('×')}] `, diff(step.diff)),
+    drawTensor(step.grad));
     for (const param of step.params) {
-      const box = el('div', { class: 'param', 'data-name': param.name, 'data-shape': param.shape.join(','), 'data-diff': param.diff, 'data-max-abs': param.max_abs },
-        el('div', { class: 'caption' }, `dL/d${param.name} [${param.shape.join('×')}], largest |value| ${fmt(param.max_abs)} `, diff(param.diff)));
-      box.append(param.grad ? drawTensor(param.grad) : el('div', { class: 'muted', text: 'too large to send: its size and difference only' }));
-      card.append(box);
+      const shape = param.shape.join('×');
+      const caption = `dL/d${param.name} [${shape}], largest |value| ${fmt(param.max_abs)} `;
+      const picture = param.grad ? drawTensor(param.grad)
+        : el('div', { class: 'muted', text: 'too large to send: its size and difference only' });
+      card.append(el('div', { class: 'param', 'data-name': param.name,
+        'data-shape': param.shape.join(','), 'data-diff': param.diff, 'data-max-abs': param.max_abs },
+      el('div', { class: 'caption' }, caption, diff(param.diff)), picture));
     }
     return card;
   }));
-  drawMap($('b-input'), lastInput(), greyScale(0, 1), 56);
 }
 
-/** The model input as the forward view last drew it, else the strip's thumbnail. */
-function lastInput() {
-  const ref = inputRef();
-  if (strip && ref.test !== undefined && ref.test >= strip.start && ref.test < strip.start + STRIP) {
-    const [, h, w, c] = strip.images.shape;
-    const k = ref.test - strip.start;
-    return { shape: [h, w, c], data: strip.images.data.subarray(k * h * w * c, (k + 1) * h * w * c) };
-  }
-  return uploads[ref.upload] || { shape: [1, 1, 1], data: new Float32Array(1) };
-}
-
-// ---- view 5: training ------------------------------------------------------------------------------
+// ---- view 5: training ---------------------------------------------------------------------------
 
 const COLOURS = ['#1f6fb2', '#d6452e', '#2f9e44', '#9c36b5'];
 
@@ -789,9 +833,8 @@ function drawCurves(canvas, series, lo, hi) {
   const ctx = canvas.getContext('2d');
   const [W, H, L, B, T] = [canvas.width, canvas.height, 44, 28, 26];
   ctx.clearRect(0, 0, W, H);
-  ctx.font = '11px system-ui, sans-serif';
-  ctx.strokeStyle = '#c5cbd3';
-  ctx.fillStyle = '#4a5260';
+  Object.assign(ctx, { font: '11px system-ui, sans-serif', strokeStyle: '#c5cbd3',
+    fillStyle: '#4a5260', lineWidth: 1 });
   const epochs = Math.max(1, ...Object.values(series).map((v) => v.length));
   const x = (e) => L + ((W - L - 10) * (epochs === 1 ? 0.5 : e / (epochs - 1)));
   const y = (v) => H - B - ((H - B - T) * (v - lo)) / (hi - lo || 1);
@@ -803,8 +846,7 @@ function drawCurves(canvas, series, lo, hi) {
   for (let e = 0; e < epochs; e += Math.ceil(epochs / 10)) ctx.fillText(String(e + 1), x(e) - 3, H - 12);
   ctx.fillText('epoch', W - 44, H - 2);
   Object.entries(series).forEach(([name, values], k) => {
-    ctx.strokeStyle = ctx.fillStyle = COLOURS[k % COLOURS.length];
-    ctx.lineWidth = 2;
+    Object.assign(ctx, { strokeStyle: COLOURS[k % 4], fillStyle: COLOURS[k % 4], lineWidth: 2 });
     ctx.beginPath();
     values.forEach((v, e) => (e ? ctx.lineTo(x(e), y(v)) : ctx.moveTo(x(e), y(v))));
     ctx.stroke();
@@ -812,55 +854,54 @@ function drawCurves(canvas, series, lo, hi) {
     ctx.fillRect(L + 130 * k, 8, 14, 3);
     ctx.fillText(name, L + 18 + 130 * k, 13);
   });
-  ctx.lineWidth = 1;
 }
 
 async function renderTraining() {
   if (!hasRun()) return;
-  const root = $('training');
-  const history = runState.history || {};
-  Object.assign(root.dataset, { version: runState.version, epoch: runState.epoch, status: runState.status });
-  $('training-status').textContent = `${runState.status} · ${info.run.model} · ${info.run.path}`;
-  const pick = (word) => Object.fromEntries(Object.entries(history).filter(([k, v]) => k.includes(word) && Array.isArray(v)));
+  const { version, epoch, status } = runState;
+  Object.assign($('training').dataset, { version, epoch, status });
+  $('training-status').textContent = `${status} · ${info.run.model} · ${info.run.path}`;
+  const history = Object.entries(runState.history || {}).filter(([, v]) => Array.isArray(v));
+  const pick = (word) => Object.fromEntries(history.filter(([k]) => k.includes(word)));
   const losses = pick('loss');
   const accuracies = pick('accuracy');
-  const all = Object.values(losses).flat();
-  drawCurves($('loss-curve'), losses, 0, all.length ? Math.max(...all) * 1.05 : 1);
-  const acc = Object.values(accuracies).flat();
-  drawCurves($('acc-curve'), accuracies, acc.length ? Math.floor(Math.min(...acc) * 10) / 10 : 0, 1);
-  $('training-filters').replaceChildren(...(runState.filters || []).map((f) => el('div', { class: 'layer', 'data-name': f.layer },
-    el('h3', { text: `${f.layer} filters` }, el('span', { class: 'muted', text: ` ${f.w.shape.join('×')} (kh×kw×C_in×C_out)` })), drawTensor(f.w))));
+  const top = Math.max(0, ...Object.values(losses).flat());
+  drawCurves($('loss-curve'), losses, 0, top ? top * 1.05 : 1);
+  const bottom = Math.min(1, ...Object.values(accuracies).flat());
+  drawCurves($('acc-curve'), accuracies, Math.floor(bottom * 10) / 10, 1);
+  $('training-filters').replaceChildren(...(runState.filters || []).map((f) => el('div',
+    { class: 'layer', 'data-name': f.layer },
+    el('h3', { text: `${f.layer} filters` },
+      el('span', { class: 'muted', text: ` ${f.w.shape.join('×')} (kh×kw×C_in×C_out)` })),
+    drawTensor(f.w))));
 }
 
-/** A new checkpoint: keep it, and redraw the views that show the run. */
+/** A new checkpoint (or the first): keep it, and update what names the run. */
 function applyRun(answer) {
   runState = answer;
   remember('run', answer);
   if (answer.run) info.run = answer.run;
   $('run-label').textContent = info.run ? `run: ${info.run.path} · ${info.run.status}` : 'no run';
-  const select = $('label-select');
   const classes = hasRun() ? info.run.classes : [];
-  if (select.options.length !== classes.length) {
-    select.replaceChildren(...classes.map((name, i) => el('option', { value: i, text: `${i}: ${name}` })));
+  if ($('label-select').options.length !== classes.length) {
+    $('label-select').replaceChildren(...classes.map((name, i) => el('option',
+      { value: i, text: `${i}: ${name}` })));
   }
   showHints();
 }
 
 let polling = false;
 
-/** Every ~2 s: has the run saved a new checkpoint? */
+/** Every ~2 s: has the run saved a new checkpoint? Then redraw the views that show it. */
 async function pollRun() {
-  if (!info || !info.run || polling) return;
+  if (!info.run || polling) return;
   polling = true;
   try {
-    const since = runState && runState.version ? `?since=${encodeURIComponent(runState.version)}` : '';
+    const since = runState.version ? `?since=${encodeURIComponent(runState.version)}` : '';
     const answer = await api(`/api/run${since}`, undefined, { quiet: true });
     if (answer.changed) {
       applyRun(answer);
       if (['model', 'backward', 'training'].includes(state.view)) render(null);
-    } else if (runState && answer.status !== runState.status) {
-      runState.status = answer.status;
-      $('training-status').textContent = answer.status;
     }
   } catch (err) {
     // the server may be restarting: the next poll asks again
@@ -869,20 +910,19 @@ async function pollRun() {
   }
 }
 
-// ---- controls and start --------------------------------------------------------------------------
+// ---- controls and start -------------------------------------------------------------------------
 
-const VIEWS = {
-  kernels: renderKernels, pattern: renderPattern, model: renderModel, backward: renderBackward, training: renderTraining,
-};
-const uploads = {}; // upload id -> its model-form image, for the backward view's thumbnail
+const VIEWS = { kernels: renderKernels, pattern: renderPattern, model: renderModel,
+  backward: renderBackward, training: renderTraining };
 
-/** Send image bytes; returns the upload's id. */
+/** Send an image file (or the drawn PNG); returns the upload's id. */
 async function upload(blob) {
   const answer = await api('/api/upload', blob, { bytes: true });
   remember('upload', answer);
   uploads[answer.id] = answer.model;
-  if (![...$('image-select').options].some((o) => o.value === `upload:${answer.id}`)) {
-    $('image-select').append(el('option', { value: `upload:${answer.id}`, text: `upload ${Object.keys(uploads).length}` }));
+  const value = `upload:${answer.id}`;
+  if (![...$('image-select').options].some((o) => o.value === value)) {
+    $('image-select').append(el('option', { value, text: `upload ${Object.keys(uploads).length}` }));
   }
   return answer.id;
 }
@@ -906,70 +946,83 @@ function syncControls() {
   if (state.label !== null) $('label-select').value = state.label;
 }
 
+/** A control changed: update the state, the controls, and draw. */
 function change(event, update) {
   update();
   syncControls();
   render(event);
 }
 
+const on = (id, type, handler) => $(id).addEventListener(type, handler);
+const chooseInput = (e, input) => change(e, () => { state.input = input; state.label = null; });
+
 function buildControls() {
-  const options = (select, values, text = String) => select.replaceChildren(...values.map((v) => el('option', { value: v, text: text(v) })));
+  const options = (select, values, text = String) => select.replaceChildren(
+    ...values.map((v) => el('option', { value: v, text: text(v) })));
   options($('stride'), info.strides);
-  options($('padding'), info.paddings, (p) => (p === 0 ? '0 (valid)' : p === 1 ? '1 (same)' : String(p)));
-  const images = [...info.images];
-  if (info.run && info.run.test_count) images.push('test');
+  options($('padding'), info.paddings, (p) => ({ 0: '0 (valid)', 1: '1 (same)' }[p] || String(p)));
+  const images = [...info.images, ...(info.run && info.run.test_count ? ['test'] : [])];
   options($('image-select'), images, (v) => (v === 'test' ? 'a test image of the run' : v));
-  $('kernel-buttons').replaceChildren(...Object.keys(info.kernels).map((name) => el('button', { type: 'button', 'data-kernel': name, text: name })));
+  $('kernel-buttons').replaceChildren(...Object.keys(info.kernels).map((name) => el('button',
+    { type: 'button', 'data-kernel': name, text: name })));
   $('kernel-grid').replaceChildren(...Array.from({ length: 9 }, (_, i) => el('input', {
-    type: 'text', inputmode: 'decimal', 'data-row': Math.floor(i / 3), 'data-col': i % 3, 'aria-label': `kernel row ${Math.floor(i / 3)} column ${i % 3}`,
+    type: 'text', inputmode: 'decimal', 'data-row': Math.floor(i / 3), 'data-col': i % 3,
+    'aria-label': `kernel row ${Math.floor(i / 3)} column ${i % 3}`,
   })));
 
-  $('tabs').addEventListener('click', (e) => e.target.dataset.view && change(e, () => { state.view = e.target.dataset.view; }));
-  $('kernel-buttons').addEventListener('click', (e) => e.target.dataset.kernel && change(e, () => { state.kernel = e.target.dataset.kernel; }));
-  $('kernel-grid').addEventListener('input', onKernelCell);
-  $('kernel-grid').addEventListener('change', onKernelCell);
-  $('image-select').addEventListener('change', (e) => change(e, () => {
+  on('tabs', 'click', (e) => e.target.dataset.view
+    && change(e, () => { state.view = e.target.dataset.view; }));
+  on('kernel-buttons', 'click', (e) => e.target.dataset.kernel
+    && change(e, () => { state.kernel = e.target.dataset.kernel; }));
+  on('kernel-grid', 'input', onKernelCell);
+  on('kernel-grid', 'change', onKernelCell);
+  on('image-select', 'change', (e) => change(e, () => {
     state.image = e.target.value === 'test' ? `test:${$('image-test').value || 0}` : e.target.value;
     state.pos = null;
   }));
-  $('image-test').addEventListener('change', (e) => change(e, () => { state.image = `test:${e.target.value}`; state.pos = null; }));
-  $('stride').addEventListener('change', (e) => change(e, () => { state.stride = e.target.value; }));
-  $('padding').addEventListener('change', (e) => change(e, () => { state.padding = e.target.value; }));
-  $('image-file').addEventListener('change', (e) => {
-    const file = e.target.files[0];
-    if (file) render(e, async () => { state.image = `upload:${await upload(file)}`; state.pos = null; syncControls(); });
-  });
-  $('p-image').addEventListener('click', (e) => {
+  on('image-test', 'change', (e) => change(e, () => {
+    state.image = `test:${e.target.value}`;
+    state.pos = null;
+  }));
+  on('stride', 'change', (e) => change(e, () => { state.stride = e.target.value; }));
+  on('padding', 'change', (e) => change(e, () => { state.padding = e.target.value; }));
+  on('image-file', 'change', (e) => e.target.files[0] && render(e, async () => {
+    state.image = `upload:${await upload(e.target.files[0])}`;
+    state.pos = null;
+    syncControls();
+  }));
+  on('p-image', 'click', (e) => {
+    const canvas = $('p-image');
     const [h, w] = match ? match.image.shape : [0, 0];
-    const px = $('p-image').width / (w + 2 * MARGIN);
-    const rect = $('p-image').getBoundingClientRect();
-    const row = Math.floor(((e.clientY - rect.top) * ($('p-image').height / rect.height)) / px) - MARGIN;
-    const col = Math.floor(((e.clientX - rect.left) * ($('p-image').width / rect.width)) / px) - MARGIN;
+    const rect = canvas.getBoundingClientRect();
+    const cell = rect.width / (w + 2 * MARGIN);
+    const row = Math.floor((e.clientY - rect.top) / cell) - MARGIN;
+    const col = Math.floor((e.clientX - rect.left) / cell) - MARGIN;
     if (row < 0 || col < 0 || row >= h || col >= w) return;
     stopPlay();
     change(e, () => { state.pixel = `${row},${col}`; state.pos = null; });
   });
-  $('play-btn').addEventListener('click', onPlay);
-  $('prev-btn').addEventListener('click', (e) => onStep(e, -1));
-  $('next-btn').addEventListener('click', (e) => onStep(e, 1));
-  $('scrubber').addEventListener('input', (e) => onStep(e, 0, Number(e.target.value)));
-  $('speed').addEventListener('change', () => { if (player) { stopPlay(); onPlay(null); } });
+  on('play-btn', 'click', onPlay);
+  on('prev-btn', 'click', (e) => onStep(e, -1));
+  on('next-btn', 'click', (e) => onStep(e, 1));
+  on('scrubber', 'input', (e) => onStep(e, 0, Number(e.target.value)));
+  on('speed', 'change', () => { if (player) { stopPlay(); onPlay(null); } });
 
-  $('test-strip').addEventListener('click', (e) => {
+  on('test-strip', 'click', (e) => {
     const rect = $('test-strip').getBoundingClientRect();
     const k = Math.floor(((e.clientX - rect.left) / rect.width) * STRIP);
-    if (strip && k < strip.labels.length) change(e, () => { state.input = `test:${strip.start + k}`; state.label = null; });
+    if (strip && k < strip.labels.length) chooseInput(e, `test:${strip.start + k}`);
   });
-  $('strip-prev').addEventListener('click', (e) => change(e, () => { state.input = `test:${Math.max(0, (strip ? strip.start : 0) - STRIP)}`; state.label = null; }));
-  $('strip-next').addEventListener('click', (e) => change(e, () => {
-    state.input = `test:${Math.min(info.run.test_count - 1, (strip ? strip.start : 0) + STRIP)}`; state.label = null;
+  const start = () => (strip ? strip.start : 0);
+  on('strip-prev', 'click', (e) => chooseInput(e, `test:${Math.max(0, start() - STRIP)}`));
+  on('strip-next', 'click', (e) => chooseInput(e,
+    `test:${Math.min(info.run.test_count - 1, start() + STRIP)}`));
+  on('test-index', 'change', (e) => chooseInput(e, `test:${e.target.value}`));
+  on('label-select', 'change', (e) => change(e, () => { state.label = e.target.value; }));
+  on('model-file', 'change', (e) => e.target.files[0] && render(e, async () => {
+    state.input = `upload:${await upload(e.target.files[0])}`;
+    state.label = null;
   }));
-  $('test-index').addEventListener('change', (e) => change(e, () => { state.input = `test:${e.target.value}`; state.label = null; }));
-  $('label-select').addEventListener('change', (e) => change(e, () => { state.label = e.target.value; }));
-  $('model-file').addEventListener('change', (e) => {
-    const file = e.target.files[0];
-    if (file) render(e, async () => { state.input = `upload:${await upload(file)}`; state.label = null; });
-  });
   setUpDrawing();
 }
 
@@ -982,7 +1035,8 @@ function setUpDrawing() {
   let last = null;
   const point = (e) => {
     const rect = canvas.getBoundingClientRect();
-    return [((e.clientX - rect.left) * canvas.width) / rect.width, ((e.clientY - rect.top) * canvas.height) / rect.height];
+    return [(e.clientX - rect.left) * (canvas.width / rect.width),
+      (e.clientY - rect.top) * (canvas.height / rect.height)];
   };
   canvas.addEventListener('pointerdown', (e) => { canvas.setPointerCapture(e.pointerId); last = point(e); });
   canvas.addEventListener('pointermove', (e) => {
@@ -996,20 +1050,21 @@ function setUpDrawing() {
     if (!last) return;
     last = null;
     render(e, async () => {
-      const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
-      state.input = `upload:${await upload(blob)}`;
+      const start = performance.now();
+      const png = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+      trace.encode += performance.now() - start;
+      state.input = `upload:${await upload(png)}`;
       state.label = null;
     });
   });
-  $('draw-clear').addEventListener('click', clear);
+  on('draw-clear', 'click', clear);
 }
 
 async function start() {
   readHash();
   try {
     info = await api('/api/info');
-    if (info.run) applyRun(await api('/api/run'));
-    else applyRun({ version: null });
+    applyRun(info.run ? await api('/api/run') : { version: null });
   } catch (err) {
     showError(err.message);
     setState('error');

@@ -4,6 +4,7 @@ Usage (from the repository root, as .ci/run does)::
 
     python -m tests.mutation                      # baseline, every mutant, notebook 03
     python -m tests.mutation --only conv-db-batch-mean --no-baseline
+    python -m tests.mutation --file jaxcnn/manual/_model.py --no-notebook
     python -m tests.mutation --json docs/mutation.json
 
 Steps: (1) the unmutated copy passes every test the mutants will run (else a
@@ -34,10 +35,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    chosen = [m for m in mutants.MUTANTS if not args.only or m.name in args.only]
+    chosen = [
+        m
+        for m in mutants.MUTANTS
+        if (not args.only or m.name in args.only) and (not args.file or m.path in args.file)
+    ]
     unknown = set(args.only or ()) - {m.name for m in mutants.MUTANTS}
     if unknown:
         print(f"unknown mutant(s): {sorted(unknown)}", file=sys.stderr)
+        return 2
+    unmutated = set(args.file or ()) - {m.path for m in mutants.MUTANTS}
+    if unmutated:
+        print(f"no mutant changes {sorted(unmutated)}", file=sys.stderr)
         return 2
     try:  # every mutant applies to the current code, before anything runs
         for mutant in chosen:
@@ -63,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - start
     report(outcomes, total)
     if args.json:
-        write_json(Path(args.json), outcomes, total, args.jobs)
+        given = sys.argv[1:] if argv is None else argv
+        write_json(Path(args.json), outcomes, total, args.jobs, given)
     return 0 if all(_passed(o) for o in outcomes) else 1
 
 
@@ -71,6 +81,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__)
     parser.add_argument("--jobs", type=int, default=2, help="mutants run in parallel (default 2)")
     parser.add_argument("--only", action="append", metavar="NAME", help="run only these mutants")
+    parser.add_argument(
+        "--file",
+        action="append",
+        metavar="PATH",
+        help="run only the mutants of these source files, e.g. jaxcnn/manual/_model.py",
+    )
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
     parser.add_argument("--no-notebook", dest="notebook", action="store_false")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -120,9 +136,11 @@ def report(outcomes: list[Outcome], seconds: float) -> None:
     print(f"\nmutation score: {caught}/{len(scored)} caught in {seconds:.0f} s")
 
 
-def write_json(path: Path, outcomes: list[Outcome], seconds: float, workers: int) -> None:
+def write_json(
+    path: Path, outcomes: list[Outcome], seconds: float, workers: int, argv: list[str]
+) -> None:
     record = {
-        "command": "python -m tests.mutation --json " + str(path),
+        "command": " ".join(["python -m tests.mutation", *argv]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "python": platform.python_version(),
         "jobs": workers,

@@ -47,6 +47,12 @@ LOSSES = [
     "tests/manual/test_manual.py::test_softmax_ce_gradients_equal_the_complex_step",
 ]
 
+MODEL = [
+    "tests/manual/test_manual_stacks.py::test_conv_impl_reaches_the_programs",
+    "tests/manual/test_manual_stacks.py::test_model_gradients_of_random_stacks",
+]
+"""Random serial stacks: model_grads, with_manual_grads, input_gradient (issue 23 item 5)."""
+
 PROPERTY_TESTS: dict[str, list[str]] = {
     "jaxcnn/_checks.py": CONV + POOL,
     "jaxcnn/ops/_windows.py": CONV + POOL,
@@ -56,6 +62,9 @@ PROPERTY_TESTS: dict[str, list[str]] = {
     "jaxcnn/manual/_dense.py": LAYERS,
     "jaxcnn/manual/_losses.py": LOSSES,
     "jaxcnn/manual/_vjp_losses.py": LOSSES,
+    "jaxcnn/manual/_model.py": MODEL,
+    "jaxcnn/manual/_vjp.py": MODEL,
+    "jaxcnn/manual/_input_gradient.py": MODEL,
 }
 """The ordinary property tests (pytest node ids) a mutant of each module runs against."""
 
@@ -275,6 +284,191 @@ MUTANTS: list[Mutant] = [
         "return (g * (per_example - loss) / total).astype(weights.dtype)",
         "return (g * per_example / total).astype(weights.dtype)",
         "weight gradient l_n / sum(w) without subtracting the mean loss",
+    ),
+    # --- whole models: the chaining and config plumbing of manual/_model.py
+    Mutant(
+        "model-backward-not-reversed",
+        "jaxcnn/manual/_model.py",
+        "for name, child, child_cache in reversed(named):",
+        "for name, child, child_cache in named:",
+        "a serial stack backpropagates through its children first to last",
+    ),
+    Mutant(
+        "model-backward-cache-swapped",
+        "jaxcnn/manual/_model.py",
+        "    x, y = cache\n",
+        "    y, x = cache\n",
+        "a leaf's backward gets its cached output as its input and vice versa",
+    ),
+    Mutant(
+        "model-loss-weights-dropped",
+        "jaxcnn/manual/_model.py",
+        "g = _LOSS_BACKWARDS[name](logits, y, weights=weights)",
+        "g = _LOSS_BACKWARDS[name](logits, y)",
+        "model_loss_and_grads starts the chain from the unweighted loss gradient",
+    ),
+    Mutant(
+        "model-conv-backward-stride-dropped",
+        "jaxcnn/manual/_model.py",
+        'stride=cfg["stride"], padding=cfg["padding"], impl',
+        'padding=cfg["padding"], impl',
+        "a conv layer's stride does not reach conv2d_backward",
+    ),
+    Mutant(
+        "model-conv-backward-padding-dropped",
+        "jaxcnn/manual/_model.py",
+        'padding=cfg["padding"], impl=cfg["impl"]\n',
+        'impl=cfg["impl"]\n',
+        "a conv layer's padding does not reach conv2d_backward",
+    ),
+    Mutant(
+        "model-conv-backward-impl-dropped",
+        "jaxcnn/manual/_model.py",
+        ', impl=cfg["impl"]\n',
+        "\n",
+        "a conv layer's impl does not reach conv2d_backward (same numbers, other program)",
+    ),
+    Mutant(
+        "model-max-pool-backward-padding-dropped",
+        "jaxcnn/manual/_model.py",
+        'max_pool2d_backward(x, g, size=cfg["size"], stride=cfg["stride"], padding=padding)',
+        'max_pool2d_backward(x, g, size=cfg["size"], stride=cfg["stride"])',
+        "a max-pool layer's padding does not reach its backward",
+    ),
+    Mutant(
+        "model-max-pool-backward-stride-dropped",
+        "jaxcnn/manual/_model.py",
+        'max_pool2d_backward(x, g, size=cfg["size"], stride=cfg["stride"]',
+        'max_pool2d_backward(x, g, size=cfg["size"]',
+        "a max-pool layer's stride does not reach its backward (the window is used)",
+    ),
+    Mutant(
+        "model-avg-pool-backward-size-dropped",
+        "jaxcnn/manual/_model.py",
+        'avg_pool2d_backward(x, g, size=cfg["size"], ',
+        "avg_pool2d_backward(x, g, ",
+        "an average-pool layer's window does not reach its backward (the default 2 is used)",
+    ),
+    Mutant(
+        "model-avg-pool-backward-padding-dropped",
+        "jaxcnn/manual/_model.py",
+        'avg_pool2d_backward(x, g, size=cfg["size"], stride=cfg["stride"], padding=padding)',
+        'avg_pool2d_backward(x, g, size=cfg["size"], stride=cfg["stride"])',
+        "an average-pool layer's padding does not reach its backward",
+    ),
+    Mutant(
+        "model-max-pool-gets-avg-backward",
+        "jaxcnn/manual/_model.py",
+        '"max_pool": _max_pool_backward,',
+        '"max_pool": _avg_pool_backward,',
+        "max-pool layers chained through the average-pool backward",
+    ),
+    Mutant(
+        "model-pool-apply-padding-dropped",
+        "jaxcnn/manual/_model.py",
+        'pool(x, cfg["size"], cfg["stride"], padding)',
+        'pool(x, cfg["size"], cfg["stride"])',
+        "with_manual_grads: a pool layer's padding does not reach the twin",
+    ),
+    Mutant(
+        "model-pool-apply-stride-dropped",
+        "jaxcnn/manual/_model.py",
+        'cfg["stride"], padding)',
+        "padding=padding)",
+        "with_manual_grads: a pool layer's stride does not reach the twin",
+    ),
+    Mutant(
+        "model-avg-pool-apply-max",
+        "jaxcnn/manual/_model.py",
+        '"avg_pool": _pool_apply(vjp.avg_pool2d),',
+        '"avg_pool": _pool_apply(vjp.max_pool2d),',
+        "with_manual_grads: average-pool layers become max-pool twins",
+    ),
+    Mutant(
+        "model-conv-apply-stride-dropped",
+        "jaxcnn/manual/_model.py",
+        '            stride=cfg["stride"],\n',
+        "",
+        "with_manual_grads: a conv layer's stride does not reach the twin",
+    ),
+    Mutant(
+        "model-conv-apply-impl-dropped",
+        "jaxcnn/manual/_model.py",
+        '            impl=cfg["impl"],\n',
+        "",
+        "with_manual_grads: a conv layer's impl does not reach the twin (same numbers)",
+    ),
+    # --- the custom-VJP twins' wrappers: manual/_vjp.py
+    Mutant(
+        "vjp-conv-bwd-stride-dropped",
+        "jaxcnn/manual/_vjp.py",
+        "g, stride=strides, padding=pads, impl=backward_impl",
+        "g, padding=pads, impl=backward_impl",
+        "the conv twin's VJP drops the stride",
+    ),
+    Mutant(
+        "vjp-conv-bwd-padding-dropped",
+        "jaxcnn/manual/_vjp.py",
+        "padding=pads, impl=backward_impl)",
+        "impl=backward_impl)",
+        "the conv twin's VJP drops the padding",
+    ),
+    Mutant(
+        "vjp-conv-impls-swapped",
+        "jaxcnn/manual/_vjp.py",
+        "return _conv(x, w, b, strides, pads, impl, backward_impl)",
+        "return _conv(x, w, b, strides, pads, backward_impl, impl)",
+        "the conv twin's forward runs backward_impl and its backward impl",
+    ),
+    Mutant(
+        "vjp-conv-bias-condition-inverted",
+        "jaxcnn/manual/_vjp.py",
+        "impl=backward_impl)\n    return dx, dw, None if no_bias else db",
+        "impl=backward_impl)\n    return dx, dw, db if no_bias else None",
+        "the conv twin's VJP returns no bias gradient when there is a bias",
+    ),
+    Mutant(
+        "vjp-dense-bias-condition-inverted",
+        "jaxcnn/manual/_vjp.py",
+        "dense_backward(x, w, g)\n    return dx, dw, None if no_bias else db",
+        "dense_backward(x, w, g)\n    return dx, dw, db if no_bias else None",
+        "the dense twin's VJP returns no bias gradient when there is a bias",
+    ),
+    Mutant(
+        "vjp-pool-bwd-padding-dropped",
+        "jaxcnn/manual/_vjp.py",
+        "stride=strides, padding=pads)",
+        "stride=strides)",
+        "the pooling twins' VJP drops the padding",
+    ),
+    Mutant(
+        "vjp-pool-bwd-stride-dropped",
+        "jaxcnn/manual/_vjp.py",
+        "size=window, stride=strides,",
+        "size=window,",
+        "the pooling twins' VJP drops the stride (the window is used)",
+    ),
+    Mutant(
+        "vjp-max-pool-avg-backward",
+        "jaxcnn/manual/_vjp.py",
+        "_max_pool = _pool_with_backward(ops.max_pool2d, max_pool2d_backward)",
+        "_max_pool = _pool_with_backward(ops.max_pool2d, avg_pool2d_backward)",
+        "the max-pool twin's VJP is the average-pool backward",
+    ),
+    # --- the saliency chain: manual/_input_gradient.py
+    Mutant(
+        "input-gradient-one-logit-sign",
+        "jaxcnn/manual/_input_gradient.py",
+        "return (2 * target - 1).astype(logits.dtype)[:, None]",
+        "return (1 - 2 * target).astype(logits.dtype)[:, None]",
+        "one logit: the score of class 1 is -z and of class 0 is +z",
+    ),
+    Mutant(
+        "input-gradient-predicts-argmin",
+        "jaxcnn/manual/_input_gradient.py",
+        "return jnp.argmax(logits, axis=-1).astype(jnp.int32)",
+        "return jnp.argmin(logits, axis=-1).astype(jnp.int32)",
+        "the default target is the least likely class, not the predicted one",
     ),
 ]
 """Every mutant the CI mutation check runs (docs/testing.md has the list and the score)."""

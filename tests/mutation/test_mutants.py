@@ -8,13 +8,14 @@ only a temporary copy, and is listed in docs/testing.md.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.mutation import mutants
-from tests.mutation._runner import MutantError, make_copy, mutate
+from tests.mutation import __main__, mutants
+from tests.mutation._runner import MutantError, Outcome, make_copy, mutate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,3 +70,24 @@ def test_docs_list_every_mutant_and_ci_runs_the_check() -> None:
     missing = [m.name for m in mutants.MUTANTS if f"`{m.name}`" not in docs]
     assert missing == [], "docs/testing.md must list every mutant"
     assert "python -m tests.mutation" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_file_selects_the_mutants_of_a_module_and_refuses_an_unmutated_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert __main__.main(["--file", "jaxcnn/nope.py", "--no-baseline", "--no-notebook"]) == 2
+    assert "no mutant changes ['jaxcnn/nope.py']" in capsys.readouterr().err
+    model = [m for m in mutants.MUTANTS if m.path == "jaxcnn/manual/_model.py"]
+    assert len(model) >= 10
+    assert set(mutants.tests_for(model[0])) == set(mutants.MODEL)
+
+
+def test_the_json_record_names_the_command_that_made_it(tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    outcome = Outcome("m", "caught", 1.5, "tests/x.py::test_y", 1, "")
+    __main__.write_json(path, [outcome], 2.0, 2, ["--file", "jaxcnn/manual/_vjp.py"])
+    record = json.loads(path.read_text())
+    assert record["command"] == "python -m tests.mutation --file jaxcnn/manual/_vjp.py"
+    assert record["results"] == [
+        {"name": "m", "verdict": "caught", "caught_by": "tests/x.py::test_y", "seconds": 1.5}
+    ]

@@ -199,7 +199,6 @@ async function render(event, before) {
   trace = { action: event ? event.type : 'load', t0: event ? event.timeStamp : now, start: now,
     net: 0, parse: 0, encode: 0 };
   setState('busy');
-  writeHash();
   try {
     if (before) { await before(guard); guard(); }
     await VIEWS[state.view](guard);
@@ -216,6 +215,7 @@ async function render(event, before) {
   } catch (err) {
     if (err === STALE) return false;
     explore.renders += 1;
+    writeHash();
     showError(err.message);
     setState('error');
     return false;
@@ -684,7 +684,8 @@ async function renderStrip(guard) {
   const canvas = $('test-strip');
   const [n, h, w] = strip.images.shape;
   const cell = 32;
-  const px = Math.max(1, Math.floor((cell - 4) / Math.max(h, w)));
+  const fit = (cell - 4) / Math.max(h, w); // large images are shrunk to fit their cell
+  const px = fit >= 1 ? Math.floor(fit) : fit;
   Object.assign(canvas, { width: STRIP * cell, height: cell });
   canvas.dataset.start = strip.start;
   const ctx = canvas.getContext('2d');
@@ -882,6 +883,10 @@ function applyRun(answer) {
   remember('run', answer);
   if (answer.run) info.run = answer.run;
   $('run-label').textContent = info.run ? `run: ${info.run.path} · ${info.run.status}` : 'no run';
+  const images = $('image-select'); // a run that was still starting has test images now
+  if (images.options.length && hasRun() && info.run.test_count && !images.querySelector('[value=test]')) {
+    images.append(el('option', { value: 'test', text: TEST_OPTION }));
+  }
   const classes = hasRun() ? info.run.classes : [];
   if ($('label-select').options.length !== classes.length) {
     $('label-select').replaceChildren(...classes.map((name, i) => el('option',
@@ -953,6 +958,7 @@ function change(event, update) {
   render(event);
 }
 
+const TEST_OPTION = 'a test image of the run';
 const on = (id, type, handler) => $(id).addEventListener(type, handler);
 const chooseInput = (e, input) => change(e, () => { state.input = input; state.label = null; });
 
@@ -962,7 +968,7 @@ function buildControls() {
   options($('stride'), info.strides);
   options($('padding'), info.paddings, (p) => ({ 0: '0 (valid)', 1: '1 (same)' }[p] || String(p)));
   const images = [...info.images, ...(info.run && info.run.test_count ? ['test'] : [])];
-  options($('image-select'), images, (v) => (v === 'test' ? 'a test image of the run' : v));
+  options($('image-select'), images, (v) => (v === 'test' ? TEST_OPTION : v));
   $('kernel-buttons').replaceChildren(...Object.keys(info.kernels).map((name) => el('button',
     { type: 'button', 'data-kernel': name, text: name })));
   $('kernel-grid').replaceChildren(...Array.from({ length: 9 }, (_, i) => el('input', {

@@ -291,12 +291,15 @@ function paintGrid(ctx, x, y, px, count, h, w, cols, at, scale) {
   const height = Math.ceil(count / cols) * (h + 1) - 1;
   const image = new ImageData(width, height);
   const out = image.data;
-  new Uint32Array(out.buffer).fill(GAP);
+  const words = new Uint32Array(out.buffer);
   const table = scale && colours(scale);
   const span = scale ? (scale.hi - scale.lo) || 1 : 1;
   for (let k = 0; k < count; k++) {
     const top = Math.floor(k / cols) * (h + 1);
     const left = (k % cols) * (w + 1);
+    for (let i = top; i < Math.min(height, top + h + 1); i++) { // the map and its grey edge
+      words.fill(GAP, i * width + left, i * width + Math.min(width, left + w + 1));
+    }
     for (let i = 0; i < h; i++) {
       let o = 4 * ((top + i) * width + left);
       for (let j = 0; j < w; j++, o += 4) {
@@ -408,9 +411,9 @@ function drawMatrix(canvas, tensor, scale, width = 560) {
   paintGrid(ctx, 0, 0, 1, 1, m, n, 1, (k, i, j) => tensor.data[j * m + i], scale);
 }
 
-/** A vector: signed bars with their values (up to 32 values), else a wrapped strip of cells. */
+/** A vector: signed bars (up to 128 values; with their values up to 12), else a strip of cells. */
 function drawVector(canvas, data, scale, width = 560) {
-  if (data.length > 32) {
+  if (data.length > 128) {
     const cols = Math.min(data.length, 64);
     const px = Math.max(2, Math.floor(width / cols));
     const rows = Math.ceil(data.length / cols);
@@ -418,7 +421,8 @@ function drawVector(canvas, data, scale, width = 560) {
     paintGrid(gridCanvas(canvas, 1, rows, cols, 1, px), 0, 0, 1, 1, rows, cols, 1, at, scale);
     return;
   }
-  const bar = Math.max(8, Math.min(48, Math.floor(width / data.length)));
+  const bar = Math.max(2, Math.min(48, Math.floor(width / data.length)));
+  const gap = bar >= 8 ? 2 : 0;
   const labels = data.length <= 12;
   canvas.width = bar * data.length;
   canvas.height = labels ? 74 : 60;
@@ -430,7 +434,7 @@ function drawVector(canvas, data, scale, width = 560) {
   data.forEach((v, i) => {
     ctx.fillStyle = `rgb(${(v < 0 ? BLUE : RED).join(',')})`;
     const height = (28 * Math.abs(v)) / m;
-    ctx.fillRect(i * bar + 2, v < 0 ? 31 : 30 - height, bar - 4, height);
+    ctx.fillRect(i * bar + gap, v < 0 ? 31 : 30 - height, bar - 2 * gap, height);
     if (labels) { ctx.fillStyle = '#333'; ctx.fillText(fmt(v), i * bar + bar / 2, 70); }
   });
 }

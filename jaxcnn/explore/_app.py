@@ -141,9 +141,9 @@ class Explorer:
         """``GET /api/run``: the run's version, and when it changed its history and filters."""
         if self.watcher is None:
             raise NoRunError(NO_RUN_HINT)
+        self.watcher.refresh()  # file I/O under the watcher's own lock, not the JAX one
         with self.lock:
-            self.watcher.refresh()
-            self._model_views()
+            self._model_views()  # compiles only when the run's model itself changed
         snapshot = self.watcher.snapshot
         version = None if snapshot is None else snapshot.version
         answer: dict[str, Any] = {"version": version, "status": self.watcher.status()}
@@ -305,19 +305,26 @@ class Explorer:
         }
 
     def backward(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /api/backward``: each layer's gradient by the formulas, beside ``jax.grad``."""
+        """``POST /api/backward``: each layer's gradient by the formulas, beside ``jax.grad``.
+
+        The label is ``body["label"]``, else the test image's, else (a drawn or
+        uploaded image) the class the model predicts.
+        """
         snapshot, model_views = self._ready()
         classes = len(snapshot.preprocessing.classes)
         image, known = self.model_input(body)
+        params = snapshot.checkpoint.params
         given = body.get("label", known)
-        if given is None:
-            raise InputError("label: missing; an uploaded or drawn image needs the label to check")
-        label = check.integer(given, "label", 0, classes - 1)
         with self.lock:
-            result = jax.device_get(
-                model_views.backward(
-                    snapshot.checkpoint.params, image[None], np.array([label], np.int32)
+            if given is None:
+                given = int(
+                    np.argmax(
+                        model_views.forward(params, image[None], np.int32(-1)).probabilities[0]
+                    )
                 )
+            label = check.integer(given, "label", 0, classes - 1)
+            result = jax.device_get(
+                model_views.backward(params, image[None], np.array([label], np.int32))
             )
         loss_name = str(snapshot.checkpoint.model.config.get("loss"))
         steps: list[dict[str, Any]] = [
@@ -326,6 +333,7 @@ class Explorer:
                 "kind": "loss",
                 "formula": FORMULAS.get(loss_name, ""),
                 "grad": encode(result.dlogits[0]),
+                "grad_shape": list(result.dlogits.shape[1:]),
                 "diff": float(result.dlogits_diff),
                 "params": [],
             }
@@ -356,6 +364,7 @@ def _step(name: str, kind: str, step: Any) -> dict[str, Any]:
         "kind": kind,
         "formula": FORMULAS.get(kind, ""),
         "grad": encode(step.grad[0]),
+        "grad_shape": list(step.grad.shape[1:]),
         "diff": float(step.diff),
         "params": params,
     }

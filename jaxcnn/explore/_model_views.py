@@ -179,7 +179,7 @@ def describe(layer: Layer) -> str:
         (kh, kw), (sh, sw) = cfg["size"], cfg["stride"]
         return f"{kh}x{kw} windows, stride {_pair(sh, sw)}"
     if layer.kind == "dense":
-        return f"{cfg['n_out']} outputs"
+        return f"{cfg['n_out']} output" + ("" if cfg["n_out"] == 1 else "s")
     return ""
 
 

@@ -421,3 +421,19 @@ def test_without_a_run_the_model_views_say_how_to_get_one(bare_url: str) -> None
         assert "jaxcnn train shapes" in answer["error"], answer
     assert client.get("/api/run")[0] == 409
     assert client.post("/api/kernel", SQUARE_KERNEL)[0] == 200  # views 1 and 2 work
+
+
+def test_an_uploads_backward_defaults_to_the_predicted_class(client: Client) -> None:
+    ring = np.zeros((28, 28), np.uint8)
+    ring[6:22, 6:22] = 255
+    ring[8:20, 8:20] = 0  # a square outline
+    status, answer = upload(client, png(ring))
+    assert status == 200, answer
+    _, forward = client.post("/api/forward", {"input": {"upload": answer["id"]}})
+    _, backward = client.post("/api/backward", {"input": {"upload": answer["id"]}})
+    assert backward["label"] == forward["predicted"]
+    _, other = client.post(
+        "/api/backward", {"input": {"upload": answer["id"]}, "label": 1 - forward["predicted"]}
+    )
+    assert other["loss"] > backward["loss"]  # the wrong label costs more
+    assert [step["grad_shape"] for step in backward["steps"]][:2] == [[1], [392]]

@@ -782,8 +782,8 @@ async function renderBackward(guard) {
   if (!hasRun()) return;
   await renderStrip(guard);
   const body = { input: imageRef(state.input) };
-  if (state.label !== null) body.label = int(state.label);
-  else if (body.input.upload) body.label = 0; // a drawing has no label: the first class, until chosen
+  if (state.label !== null) body.label = int(state.label); // else the test label, or for a
+  // drawing the class the model predicts (the server's default)
   const key = JSON.stringify(body) + runState.version;
   if (drawn.backward === key) return;
   const answer = await api('/api/backward', body);

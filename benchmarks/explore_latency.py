@@ -25,6 +25,7 @@ import argparse
 import base64
 import contextlib
 import datetime
+import http.client
 import json
 import os
 import re
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -225,6 +227,7 @@ def measure_run(
     rows: list[dict[str, Any]] = []
     pngs: dict[str, bytes] = {}  # the last drawn digit, to time its upload in-process
     with explore_server(run) as url:
+        bare = floor(browser, url, warmup, repeat)
         for name, view, interaction in INTERACTIONS:
             page = open_page(browser, f"{url}#{view}")
             timings = [interaction(page, i) for i in range(warmup + repeat)][warmup:]
@@ -248,6 +251,7 @@ def measure_run(
                     "draw_p50_ms": p([t["draw"] for t in timings], 50),
                     "draw_p99_ms": p([t["draw"] for t in timings], 99),
                     "samples_ms": total,
+                    "floor": bare,
                 }
             )
             done = rows[-1]
@@ -262,6 +266,77 @@ def measure_run(
         row["server_json_p50_ms"] = 1e3 * p([s[1] for s in samples], 50)
         row["answer_kb"] = samples[-1][2] / 1024
     return rows
+
+
+# ---- the floor: a bare request for a small packaged file ----------------------------------------
+
+FLOOR_PATH = "/assets/style.css"
+"""Served from memory with no computation: what any request costs before the work."""
+
+
+def browser_round_trips(page: Page, count: int) -> list[float]:
+    """Milliseconds of ``fetch(FLOOR_PATH)`` until its body has arrived, inside the page."""
+    script = """async ([path, count]) => {
+      const out = [];
+      for (let i = 0; i < count; i++) {
+        const start = performance.now();
+        await (await fetch(path, { cache: 'no-store' })).text();
+        out.push(performance.now() - start);
+        await new Promise((done) => setTimeout(done, 20));
+      }
+      return out;
+    }"""
+    return [float(ms) for ms in page.evaluate(script, [FLOOR_PATH, count])]
+
+
+def scripted_switches(page: Page, count: int) -> list[float]:
+    """The request milliseconds of kernel switches started by the page's own script
+    (``button.click()``: no input event from the browser), as a real click's are measured."""
+    script = """async ([names, count]) => {
+      const out = [];
+      for (let i = 0; i < count; i++) {
+        const before = window.explore.renders;
+        document.querySelector(`#kernel-buttons button[data-kernel="${names[i % 4]}"]`).click();
+        while (!(window.explore.renders > before && document.body.dataset.state !== 'busy')) {
+          await new Promise((done) => requestAnimationFrame(done));
+        }
+        out.push(window.explore.timing.net);
+      }
+      return out;
+    }"""
+    return [float(ms) for ms in page.evaluate(script, [KERNEL_NAMES, count])]
+
+
+def python_round_trips(url: str, count: int) -> list[float]:
+    """Milliseconds of the same request from ``http.client`` (a new connection each, as Werkzeug
+    closes every one)."""
+    address = urllib.parse.urlsplit(url)
+    out = []
+    for _ in range(count):
+        start = time.perf_counter()
+        connection = http.client.HTTPConnection(address.hostname or "", address.port)
+        connection.request("GET", FLOOR_PATH)
+        connection.getresponse().read()
+        connection.close()
+        out.append(1e3 * (time.perf_counter() - start))
+        time.sleep(0.02)
+    return out
+
+
+def floor(browser: Any, url: str, warmup: int, repeat: int) -> dict[str, float]:
+    """p50 and p99 of the bare request, from the browser and from Python."""
+    page = open_page(browser, f"{url}#view=kernels")
+    in_browser = browser_round_trips(page, warmup + repeat)[warmup:]
+    scripted = scripted_switches(page, warmup + repeat)[warmup:]
+    page.close()
+    in_python = python_round_trips(url, warmup + repeat)[warmup:]
+    return {
+        "browser_p50_ms": p(in_browser, 50),
+        "browser_p99_ms": p(in_browser, 99),
+        "python_p50_ms": p(in_python, 50),
+        "python_p99_ms": p(in_python, 99),
+        "scripted_switch_request_p50_ms": p(scripted, 50),
+    }
 
 
 # ---- the report -------------------------------------------------------------------------------
@@ -286,8 +361,8 @@ def markdown(report: dict[str, Any]) -> str:
         "```",
         "",
         f"Measured {report['date']} on {report['cpu']} ({report['cores']} cores), "
-        f"{report['chromium']} (headless), load average {report['load']} at the start "
-        f"(other jobs shared the machine). {report['note']}".rstrip(),
+        f"{report['chromium']} (headless), load average {report['load']} at the start"
+        f"{busy(report)}. {report['note']}".rstrip(),
         "",
         "Click-to-result, measured inside the page with `performance.now()`: from the input "
         "event's own timestamp until the page has drawn the answer and set "
@@ -316,6 +391,12 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(wrap(line) for line in lines)
 
 
+def busy(report: dict[str, Any]) -> str:
+    """A note when the 1-minute load average says other jobs shared the machine."""
+    shared = float(report["load"].split(",")[0]) > 0.5 * report["cores"]
+    return " (other jobs shared the machine)" if shared else ""
+
+
 def wrap(line: str) -> str:
     """A prose line wrapped at 100 columns, as the rest of the file (tables stay as they are)."""
     return line if line.startswith(("|", "`")) else textwrap.fill(line, 100, break_on_hyphens=False)
@@ -336,18 +417,38 @@ def where_the_time_goes(rows: list[dict[str, Any]]) -> list[str]:
         else f"**The goal (50 ms) is not met at p99** by {which} interactions; "
         + ("every p50 is within it." if at_p50 else "some are over it at p50 too.")
     )
+    bare = rows[0].get("floor")
+    request = (
+        f"Where the time goes: the server's computation and JSON take at most {compute:.1f} ms "
+        f"(p50) of any request, but the request as the page sees it takes "
+        f"{min(requests):.1f}-{max(requests):.1f} ms (p50)."
+    )
+    if bare is not None:
+        request += (
+            f" A bare request for a small packaged file ({FLOOR_PATH}, no computation) takes "
+            f"{bare['browser_p50_ms']:.1f} ms p50 ({bare['browser_p99_ms']:.1f} ms p99) from "
+            f"inside the page, and {bare['python_p50_ms']:.1f} ms p50 "
+            f"({bare['python_p99_ms']:.1f} ms p99) from Python's `http.client` on the same "
+            "server, a new TCP connection included (Werkzeug closes every connection): the "
+            "floor of a click is the browser's own request path (the page, Chromium's network "
+            "process and the server take turns on the cores), not the server or the connection."
+        )
+        switch = rows[0]
+        request += (
+            " A kernel switch started by the page's own script (`button.click()`, no input "
+            f"event from the browser) spends {bare['scripted_switch_request_p50_ms']:.1f} ms p50 "
+            f"in its request, against {switch['request_p50_ms']:.1f} ms after a real click "
+            "(Playwright's mouse, through the browser's input pipeline), with the same server "
+            "and answer: the rest of a real click's request time is spent in the browser."
+        )
     return [
         verdict,
         "",
-        f"Where the time goes: the server's computation and JSON take at most {compute:.1f} ms "
-        f"(p50) of any request, but the request as the page sees it takes "
-        f"{min(requests):.1f}-{max(requests):.1f} ms (p50): the rest is HTTP and scheduling. "
-        "Werkzeug's threaded server answers every request with `Connection: close`, so each "
-        "click opens a new TCP connection and a new thread, and on a 2-core machine the "
-        "browser's renderer, its network process and the server's threads take turns. The "
-        f"request is the larger part of the tail (p99) in {tails} of {len(rows)} rows. Drawing "
-        f"costs most in {draw['run']}: {draw['interaction']} ({draw['draw_p50_ms']:.1f} ms "
-        "p50: every layer's feature maps as canvases).",
+        request,
+        "",
+        f"The request is the larger part of the tail (p99) in {tails} of {len(rows)} rows. "
+        f"Drawing costs most in {draw['run']}: {draw['interaction']} "
+        f"({draw['draw_p50_ms']:.1f} ms p50: every layer's feature maps as canvases).",
     ]
 
 

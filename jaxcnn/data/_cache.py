@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from jaxcnn._io import write_json
@@ -44,6 +46,10 @@ CACHE_VERSION = 1
 PIXELS = "pixels.u8"
 META = "meta.json"
 _HASH_BLOCK = 1 << 20
+THREADED_DECODE_PIXELS = 128 * 128
+"""Source images with fewer pixels decode on the calling thread: Pillow holds the GIL
+for most of a small image's work, so threads only add contention (2-core Xeon, 4,000
+64x64 JPEGs: 0.71 s on one thread, 1.15 s on two; 400 256x256: 0.30 s, 0.18 s)."""
 SKIP_HINT = " (skip_bad=True, --skip-bad-images, leaves unreadable files out)"
 
 
@@ -345,11 +351,13 @@ def _decode_into(
         unit="image",
         disable=not progress or None,
     )
-    window = 8 * workers  # files in flight: memory bounded by a few images per thread
-    with bar, open(target, "wb") as out, ThreadPoolExecutor(workers) as pool:
+    threads = workers if _source_pixels(listing.root / first) >= THREADED_DECODE_PIXELS else 1
+    window = 8 * threads  # files in flight: memory bounded by a few images per thread
+    with bar, open(target, "wb") as out, ThreadPoolExecutor(threads) as pool:
+        mapped = pool.map if threads > 1 else map
         for start in range(0, len(listing.files), window):
             indices = range(start, min(start + window, len(listing.files)))
-            for index, pixels in zip(indices, pool.map(decode, indices), strict=True):
+            for index, pixels in zip(indices, mapped(decode, indices), strict=True):
                 bar.update()
                 if isinstance(pixels, ImageFileError):
                     if not skip_bad:
@@ -360,6 +368,18 @@ def _decode_into(
                 out.write(pixels.tobytes())
                 kept.append(index)
     return kept, skipped
+
+
+def _source_pixels(path: Path) -> int:
+    """The pixels of ``path`` as stored (its header only); a large count if unreadable."""
+    try:
+        with warnings.catch_warnings():  # a bomb is refused, by name, when it is decoded
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return THREADED_DECODE_PIXELS
+    return width * height
 
 
 def _check_like_first(

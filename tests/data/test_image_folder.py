@@ -66,9 +66,17 @@ def all_rows(data: Data) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def test_one_set_of_class_folders_loads_the_bytes_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "side",
+    [(6, 5), (130, 128)],
+    ids=["small: decoded on one thread", "large: decoded by the thread pool"],
+)
+def test_one_set_of_class_folders_loads_the_bytes_written(
+    tmp_path: Path, side: tuple[int, int]
+) -> None:
+    assert (side[0] * side[1] >= cache_module.THREADED_DECODE_PIXELS) == (side[0] > 100)
     root = tmp_path / "photos"
-    written = class_folder(root)
+    written = class_folder(root, side=side)
     data = load(root, tmp_path)
     assert isinstance(data.train[0], ImageRows)
     assert data.source.kind == "images"
@@ -77,7 +85,7 @@ def test_one_set_of_class_folders_loads_the_bytes_written(tmp_path: Path) -> Non
     assert settings.classes == tuple(sorted_classes()) == class_names(data)
     assert (settings.color, settings.size, settings.test_fraction, settings.seed) == (
         "rgb",
-        (6, 5),
+        side,
         0.2,
         0,
     )

@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import shutil
-import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,12 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from jaxcnn._io import write_json
 from jaxcnn.data._folder import FolderListing, files_sha256
-from jaxcnn.data._image import as_unit_floats, decode_bytes
+from jaxcnn.data._image import as_unit_floats, decode_bytes, stored_size
 from jaxcnn.errors import DataChangedError, ImageFileError, InputError, StorageError
 
 CACHE_VERSION = 1
@@ -371,13 +369,11 @@ def _decode_into(
 
 
 def _source_pixels(path: Path) -> int:
-    """The pixels of ``path`` as stored (its header only); a large count if unreadable."""
+    """The pixels of ``path`` as stored (its header only); a large count if unreadable
+    (decoding names it, or skips it)."""
     try:
-        with warnings.catch_warnings():  # a bomb is refused, by name, when it is decoded
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-    except (OSError, ValueError, Image.DecompressionBombError):
+        width, height = stored_size(path)
+    except ImageFileError:
         return THREADED_DECODE_PIXELS
     return width * height
 

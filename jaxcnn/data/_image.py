@@ -143,6 +143,17 @@ def decode_bytes(
         return _bytes(_converted(image, color), size)
 
 
+def stored_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(width, height)`` as ``path``'s header declares them; nothing is decoded.
+
+    Raises:
+      ImageFileError: the file cannot be read or is not an image jaxcnn reads.
+    """
+    with _opened(path, str(path)) as image:
+        width, height = image.size
+        return int(width), int(height)
+
+
 def check_color(fn: str, color: Any) -> str | None:
     """Require one of :data:`COLOR_MODES` or None."""
     if color is not None and color not in COLOR_MODES:
